@@ -1,0 +1,53 @@
+"""forgetkit: a small PyTorch library for a course on catastrophic forgetting in fine-tuning.
+
+One module per concept, each readable top to bottom:
+
+- ``seeding``, ``device``: one seed for everything; a GPU when there is one, else the CPU
+- ``data``: digits task streams (permuted pixels, class splits)
+- ``languages``: synthetic languages, a character tokenizer, LM batches
+- ``models``: an MLP and a tiny transformer LM
+- ``training``: one training loop with extension points; fit/evaluate for classifiers and LMs
+- ``pretrained``: a cached base LM that already speaks a language
+- ``metrics``: accuracy matrix, ACC, BWT, FWT, forgetting, perplexity
+- ``peft``: freezing and parameter counts
+- ``plots``: the course's pictures and colours
+- ``exercises``: checks for the lessons' exercises, with fallbacks
+"""
+
+from . import exercises
+from .data import (
+    Task,
+    digits_task,
+    load_digits_split,
+    permute_pixels,
+    permuted_digits,
+    split_digits,
+)
+from .device import describe_device, pick_device
+from .languages import (
+    ALPHABET,
+    LANGUAGE_NAMES,
+    CharTokenizer,
+    Language,
+    language_tokens,
+    lm_batch,
+    lm_windows,
+    make_language,
+)
+from .metrics import (
+    accuracy_matrix,
+    average_accuracy,
+    backward_transfer,
+    forgetting,
+    forward_transfer,
+    perplexity,
+    summarize,
+)
+from .models import MLP, TinyLM
+from .peft import count_frozen, count_trainable, freeze
+from .plots import NEW_COLOR, OLD_COLOR, plot_accuracy_matrix, plot_frontier, plot_old_vs_new
+from .pretrained import cache_dir, pretrained_lm
+from .seeding import get_seed, make_generator, seed_everything
+from .training import History, accuracy, evaluate, evaluate_lm, fit, fit_lm, train
+
+__version__ = "0.1.0"

@@ -1,0 +1,182 @@
+"""Digits task streams, built from scikit-learn's bundled 8x8 handwritten digits (no download).
+
+A *task* is a train/test pair of tensors. A *task stream* is a list of tasks seen one after another.
+Two ways to make new tasks from one dataset, each a classic continual-learning scenario:
+
+- permuted digits (domain-incremental): every task shuffles the 64 pixels with its own fixed
+  permutation; the labels stay 0-9, so one shared head serves all tasks.
+- split digits (class- or task-incremental): every task holds a different group of classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .seeding import get_seed
+
+NUM_PIXELS = 64
+NUM_CLASSES = 10
+SPLIT_SEED = 1234  # the train/test split is fixed for the whole course, whatever the lesson's seed
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: ``X_*`` is (N, 64) float32 in [0, 1], ``y_*`` is (N,) int64."""
+
+    name: str
+    X_train: Tensor
+    y_train: Tensor
+    X_test: Tensor
+    y_test: Tensor
+
+    @property
+    def classes(self) -> list[int]:
+        """The labels that occur in this task's training set, sorted."""
+        return sorted(int(c) for c in torch.unique(self.y_train))
+
+    def to(self, device: torch.device | str) -> Task:
+        """The same task with every tensor on ``device``."""
+        return Task(
+            self.name,
+            self.X_train.to(device),
+            self.y_train.to(device),
+            self.X_test.to(device),
+            self.y_test.to(device),
+        )
+
+    def subset(self, num_train: int, seed: int | None = None) -> Task:
+        """The same task with only ``num_train`` randomly chosen training examples."""
+        n = len(self.y_train)
+        if not isinstance(num_train, int) or not 1 <= num_train <= n:
+            raise ValueError(f"num_train must be an int in [1, {n}], got {num_train!r}")
+        g = torch.Generator().manual_seed(get_seed(seed))
+        idx = torch.randperm(n, generator=g)[:num_train].sort().values
+        return Task(self.name, self.X_train[idx], self.y_train[idx], self.X_test, self.y_test)
+
+
+@lru_cache(maxsize=4)
+def _digits_split(test_fraction: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    from sklearn.datasets import load_digits  # bundled with scikit-learn, read from disk
+
+    data = load_digits()
+    X = torch.tensor(data.data, dtype=torch.float32) / 16.0  # pixel intensities 0..16 -> [0, 1]
+    y = torch.tensor(data.target, dtype=torch.int64)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    num_test = int(round(test_fraction * len(y)))
+    test, train = order[:num_test], order[num_test:]
+    return X[train], y[train], X[test], y[test]
+
+
+def load_digits_split(test_fraction: float = 0.3) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(X_train, y_train, X_test, y_test)`` from the 1797 bundled digits, a fixed split.
+
+    Shapes: X is (N, 64) float32 in [0, 1]; y is (N,) int64 in 0..9.
+    """
+    if not isinstance(test_fraction, float) or not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be a float in (0, 1), got {test_fraction!r}")
+    return tuple(t.clone() for t in _digits_split(test_fraction))  # type: ignore[return-value]
+
+
+def digits_task(name: str = "digits") -> Task:
+    """The plain digits task (no permutation, all ten classes)."""
+    return Task(name, *load_digits_split())
+
+
+def permute_pixels(task: Task, permutation: Tensor, name: str | None = None) -> Task:
+    """``task`` with its 64 pixels reordered by ``permutation`` (a (64,) permutation of 0..63)."""
+    if permutation.shape != (NUM_PIXELS,) or not torch.equal(
+        permutation.sort().values, torch.arange(NUM_PIXELS)
+    ):
+        raise ValueError("permutation must be a (64,) tensor holding each of 0..63 once")
+    return Task(
+        name or f"{task.name}-permuted",
+        task.X_train[:, permutation],
+        task.y_train,
+        task.X_test[:, permutation],
+        task.y_test,
+    )
+
+
+def permuted_digits(num_tasks: int, seed: int | None = None, first_identity: bool = True) -> list[Task]:
+    """A domain-incremental stream: task t is the digits with pixel permutation number t.
+
+    With ``first_identity`` task 0 is the unpermuted digits, the "pre-training" task.
+    """
+    if not isinstance(num_tasks, int) or num_tasks < 1:
+        raise ValueError(f"num_tasks must be a positive int, got {num_tasks!r}")
+    base = digits_task("task 0")
+    g = torch.Generator().manual_seed(get_seed(seed))
+    tasks = []
+    for t in range(num_tasks):
+        permutation = torch.randperm(NUM_PIXELS, generator=g)
+        if t == 0 and first_identity:
+            permutation = torch.arange(NUM_PIXELS)
+        tasks.append(permute_pixels(base, permutation, name=f"task {t}"))
+    return tasks
+
+
+def split_digits(
+    class_groups: Sequence[Sequence[int]] = ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)),
+    relabel: bool = False,
+) -> list[Task]:
+    """A stream whose task t holds only the digits in ``class_groups[t]``.
+
+    ``relabel=False`` keeps the labels 0-9 (class-incremental: one head for all classes).
+    ``relabel=True`` maps each group's classes to 0..k-1 (task-incremental: a head per task).
+    """
+    if len(class_groups) == 0:
+        raise ValueError("class_groups must hold at least one group of classes")
+    seen: set[int] = set()
+    for group in class_groups:
+        if len(group) == 0:
+            raise ValueError("every class group must hold at least one class")
+        for c in group:
+            if not isinstance(c, (int, np.integer)) or not 0 <= c < NUM_CLASSES:
+                raise ValueError(f"classes must be ints in 0..9, got {c!r}")
+            if c in seen:
+                raise ValueError(f"class {c} appears in more than one group")
+            seen.add(int(c))
+    X_train, y_train, X_test, y_test = load_digits_split()
+    tasks = []
+    for group in class_groups:
+        classes = torch.tensor([int(c) for c in group])
+        train, test = torch.isin(y_train, classes), torch.isin(y_test, classes)
+        ytr, yte = y_train[train], y_test[test]
+        if relabel:
+            lookup = torch.full((NUM_CLASSES,), -1, dtype=torch.int64)
+            lookup[classes] = torch.arange(len(classes))
+            ytr, yte = lookup[ytr], lookup[yte]
+        name = "digits " + ",".join(str(int(c)) for c in group)
+        tasks.append(Task(name, X_train[train], ytr, X_test[test], yte))
+    return tasks
+
+
+def batches(
+    X: Tensor, y: Tensor, batch_size: int, generator: torch.Generator
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Endless shuffled mini-batches ``(X[idx], y[idx])``, reshuffled every epoch."""
+    check_xy(X, y)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    n = len(y)
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size].to(X.device)
+            yield X[idx], y[idx]
+
+
+def check_xy(X: Tensor, y: Tensor) -> None:
+    """Raise a clear error unless X is (N, ...) and y is (N,) with N > 0."""
+    if not isinstance(X, Tensor) or not isinstance(y, Tensor):
+        raise TypeError(f"X and y must be torch tensors, got {type(X).__name__}, {type(y).__name__}")
+    if X.ndim < 1 or len(X) == 0:
+        raise ValueError("X is empty: expected at least one example")
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(f"y must have shape ({len(X)},) to match X {tuple(X.shape)}, got {tuple(y.shape)}")
