@@ -10,6 +10,7 @@ One module per concept, each readable top to bottom:
 - ``pretrained``: a cached base LM that already speaks a language
 - ``metrics``: accuracy matrix, ACC, BWT, FWT, forgetting, perplexity
 - ``peft``: freezing and parameter counts
+- ``interpolation``: weight-space lines and planes between trained networks
 - ``plots``: the course's pictures and colours
 - ``exercises``: checks for the lessons' exercises, with fallbacks
 """
@@ -24,6 +25,7 @@ from .data import (
     split_digits,
 )
 from .device import describe_device, pick_device
+from .interpolation import interpolate_state_dicts
 from .languages import (
     ALPHABET,
     LANGUAGE_NAMES,
