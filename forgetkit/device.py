@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
+THREADS_ENV_VAR = "FORGETKIT_THREADS"
 
-def pick_device(device: str | torch.device | None = None) -> torch.device:
+
+def pick_device(device: str | torch.device | None = None, num_threads: int | None = None) -> torch.device:
     """Return ``device`` if given, else CUDA, else Apple's MPS, else the CPU.
 
+    On the CPU it also sets PyTorch's thread count: ``num_threads``, else ``$FORGETKIT_THREADS``,
+    else 1. The course's models are so small that extra threads spend more time synchronising
+    than computing, and on a shared or busy machine (a JupyterHub, a test run in parallel) they
+    can make training many times slower (``benchmarks/bench_library.py`` measures both).
     Raises ValueError for a device this machine does not have (e.g. ``"cuda"`` without a GPU).
     """
+    chosen = _choose(device)
+    if chosen.type == "cpu":
+        torch.set_num_threads(cpu_threads(num_threads))
+    return chosen
+
+
+def cpu_threads(num_threads: int | None = None) -> int:
+    """The CPU thread count to use: ``num_threads``, else ``$FORGETKIT_THREADS``, else 1."""
+    if num_threads is None:
+        raw = os.environ.get(THREADS_ENV_VAR, "1").strip() or "1"
+        try:
+            num_threads = int(raw)
+        except ValueError:
+            raise ValueError(f"{THREADS_ENV_VAR} must be a positive integer, got {raw!r}") from None
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+    return num_threads
+
+
+def _choose(device: str | torch.device | None) -> torch.device:
     if device is not None:
         if not isinstance(device, (str, torch.device)):
             raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
@@ -36,9 +64,10 @@ def _mps_available() -> bool:
 
 def describe_device(device: torch.device | None = None) -> str:
     """A one-line human description, e.g. ``'cpu (2 threads)'`` or ``'cuda (NVIDIA H200)'``."""
-    device = pick_device(device)
+    device = _choose(device)
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
     return device.type

@@ -60,7 +60,7 @@ def execute_notebook(path: Path, timeout: int = CELL_TIMEOUT_S) -> NotebookNode:
         kernel_name=KERNEL_NAME,
         resources={"metadata": {"path": str(path.resolve().parent)}},
         record_timing=False,
-        store_widget_state=False,
+        store_widget_state=True,  # needed by nbclient for Output widgets; dropped with the metadata below
     )
     client.execute()
     for cell in tagged:
