@@ -30,7 +30,7 @@ CACHE_FORMAT = 1
 
 # How every base model is made. Changing any value changes the cache key, so old files are rebuilt.
 BASE_MODEL = dict(block_size=32, n_layer=3, n_head=4, n_embd=32)
-BASE_TRAINING = dict(num_sentences=3000, num_steps=600, lr=1e-2, batch_size=32)
+BASE_TRAINING = dict(num_sentences=3000, num_steps=600, lr=1e-2, batch_size=16)
 
 
 def cache_dir() -> Path:
