@@ -11,11 +11,13 @@ One module per concept, each readable top to bottom:
 - ``metrics``: accuracy matrix, ACC, BWT, FWT, forgetting, perplexity
 - ``peft``: freezing and parameter counts
 - ``interpolation``: weight-space lines and planes between trained networks
+- ``interference``: gradient cosines, first-order loss change, A-GEM and PCGrad
 - ``plots``: the course's pictures and colours
+- ``widgets``: interactive explorers over precomputed results
 - ``exercises``: checks for the lessons' exercises, with fallbacks
 """
 
-from . import exercises
+from . import exercises, interference, interpolation, widgets
 from .data import (
     Task,
     digits_task,
@@ -25,7 +27,24 @@ from .data import (
     split_digits,
 )
 from .device import describe_device, pick_device
-from .interpolation import interpolate_state_dicts
+from .interference import (
+    agem_grad_edit,
+    agem_project,
+    flat_grad,
+    get_flat_grad,
+    gradient_cosine,
+    pcgrad,
+    pcgrad_grad_edit,
+    predicted_loss_change,
+    set_flat_grad,
+    task_gradient,
+)
+from .interpolation import (
+    LossPlane,
+    evaluate_along_line,
+    evaluate_on_plane,
+    interpolate_state_dicts,
+)
 from .languages import (
     ALPHABET,
     LANGUAGE_NAMES,
@@ -47,7 +66,15 @@ from .metrics import (
 )
 from .models import MLP, TinyLM
 from .peft import count_frozen, count_trainable, freeze
-from .plots import NEW_COLOR, OLD_COLOR, plot_accuracy_matrix, plot_frontier, plot_old_vs_new
+from .plots import (
+    NEW_COLOR,
+    OLD_COLOR,
+    plot_accuracy_matrix,
+    plot_frontier,
+    plot_loss_plane,
+    plot_old_vs_new,
+    plot_sweep_frontier,
+)
 from .pretrained import cache_dir, pretrained_lm
 from .seeding import get_seed, make_generator, seed_everything
 from .training import History, accuracy, evaluate, evaluate_lm, fit, fit_lm, train

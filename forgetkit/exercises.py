@@ -148,3 +148,104 @@ def check_perplexity(fn: Callable) -> Callable:
     return check_function("perplexity", fn, perplexity, [case("french", 1), case("japanese", 2)],
                           hint="x, y = fk.lm_windows(tokens, model.block_size); _, loss = model(x, y); "
                                "return math.exp(loss.item()) (run it under torch.no_grad()).")
+
+
+def check_evaluate_along_line(fn: Callable) -> Callable:
+    """Lesson 02: ``fn(model, sd_a, sd_b, alphas, eval_fns)`` = ``{name: array of fn(model) at each alpha}``
+    on the line ``interpolate_state_dicts(sd_a, sd_b, alpha)``, with the model's weights restored."""
+    import functools
+
+    from .interpolation import evaluate_along_line
+    from .models import MLP
+
+    def with_restore_flag(line_fn: Callable) -> Callable:
+        @functools.wraps(line_fn)
+        def run(model, sd_a, sd_b, alphas, eval_fns):
+            before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            out = line_fn(model, sd_a, sd_b, alphas, eval_fns)
+            restored = all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+            return {"values": out, "model weights restored": restored}
+        return run
+
+    def case(sizes: tuple[int, ...], alphas: list[float], names: tuple[str, ...], seed: int) -> Case:
+        def make() -> tuple[tuple, dict]:
+            torch.manual_seed(seed)
+            sd_a, sd_b = MLP(sizes).state_dict(), MLP(sizes).state_dict()
+            model = MLP(sizes)  # starts at a third point, which must be there again afterwards
+            X, y = torch.randn(20, sizes[0]), torch.randint(0, sizes[-1], (20,))
+            fns = {"loss": lambda m: torch.nn.functional.cross_entropy(m(X), y).item(),
+                   "first weight": lambda m: m.head.weight[0, 0].item(),
+                   "accuracy": lambda m: (m(X).argmax(1) == y).float().mean().item()}
+            return (model, sd_a, sd_b, alphas, {n: fns[n] for n in names}), {}
+        return make
+
+    cases = [case((4, 3, 2), [0.0, 0.5, 1.0], ("first weight",), 1),
+             case((6, 5, 3), [0.0, 0.25, 0.5, 0.75, 1.0], ("loss", "accuracy"), 2),
+             case((8, 4, 4, 3), [-0.5, 0.0, 1.0, 1.5], ("loss", "first weight"), 3)]
+    learner, reference = with_restore_flag(fn), with_restore_flag(evaluate_along_line)
+    chosen = check_function("evaluate_along_line", learner, reference, cases,
+                            hint="save original = copy.deepcopy(model.state_dict()); for each alpha: "
+                                 "model.load_state_dict(fk.interpolate_state_dicts(sd_a, sd_b, alpha)) and append "
+                                 "fn(model) for every name; return {name: np.array(values)}; finally "
+                                 "model.load_state_dict(original).")
+    return fn if chosen is learner else evaluate_along_line
+
+
+def check_agem_project(fn: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+    """Lesson 03: ``fn(g, g_ref)`` = g if g . g_ref >= 0, else g - (g . g_ref / g_ref . g_ref) g_ref."""
+    from .interference import agem_project
+
+    def case(g: list[float] | None, g_ref: list[float] | None, size: int = 0, seed: int = 0) -> Case:
+        def make() -> tuple[tuple, dict]:
+            if g is not None:
+                return (torch.tensor(g), torch.tensor(g_ref)), {}
+            generator = torch.Generator().manual_seed(seed)
+            a, b = torch.randn(size, generator=generator), torch.randn(size, generator=generator)
+            return (a - 2 * (a @ b).abs() / (b @ b) * b, b), {}  # a conflicting pair
+        return make
+
+    cases = [case([1.0, 2.0], [3.0, 1.0]),        # agreeing: unchanged
+             case([1.0, 0.0], [0.0, 1.0]),        # orthogonal: unchanged
+             case([1.0, -1.0], [0.0, 2.0]),       # conflicting: projected to [1, 0]
+             case([-2.0, -4.0], [1.0, 2.0]),      # exactly opposite: projected to zero
+             case(None, None, size=50, seed=7),   # conflicting, in 50 dimensions
+             case([0.5, -3.0, 2.0], [1.0, 1.0, 1.0])]  # 0.5 - 3 + 2 < 0: projected
+    return check_function("agem_project", fn, agem_project, cases,
+                          hint="dot = g @ g_ref; if dot >= 0 return g unchanged; else return "
+                               "g - dot / (g_ref @ g_ref) * g_ref (which is orthogonal to g_ref).")
+
+
+def check_linear_cka(fn: Callable[[Tensor, Tensor], float]) -> Callable[[Tensor, Tensor], float]:
+    """Lesson 04: ``fn(X, Y)`` = linear CKA of activations X (N, D1), Y (N, D2) (Kornblith et al. 2019).
+
+    Hidden cases: random activations compared with the reference, then the invariances a CKA must
+    have: an orthogonal transform of one side, an isotropic scaling, and a shift of the columns.
+    """
+    from .representations import linear_cka
+
+    def case(n: int, d1: int, d2: int, seed: int, transform: str = "") -> Case:
+        def make() -> tuple[tuple, dict]:
+            generator = torch.Generator().manual_seed(seed)
+            X = torch.randn(n, d1, generator=generator)
+            Y = X @ torch.randn(d1, d2, generator=generator) + 0.5 * torch.randn(n, d2, generator=generator)
+            if transform == "orthogonal":  # Y = X Q with Q orthogonal: CKA must be 1
+                Q, _ = torch.linalg.qr(torch.randn(d1, d1, generator=generator, dtype=torch.float64))
+                Y = (X.double() @ Q).float()
+            elif transform == "scale":  # Y = 3.7 X: CKA must be 1
+                Y = 3.7 * X
+            elif transform == "both":  # rotating and scaling Y must not change CKA(X, Y)
+                Q, _ = torch.linalg.qr(torch.randn(d2, d2, generator=generator, dtype=torch.float64))
+                Y = 0.2 * (Y.double() @ Q).float()
+            elif transform == "shift":  # columns far from zero mean: centre them first
+                X, Y = X + 5.0, Y - 3.0 * torch.arange(d2)
+            return (X, Y), {}
+        return make
+
+    cases = [case(40, 5, 3, 1), case(200, 16, 16, 2), case(64, 8, 2, 3),
+             case(50, 6, 6, 4, "orthogonal"), case(30, 4, 4, 5, "scale"), case(80, 10, 7, 6, "both"),
+             case(60, 5, 5, 7, "shift")]
+    return check_function("linear_cka", fn, linear_cka, cases,
+                          hint="centre every column (X = X - X.mean(0), same for Y), then return "
+                               "||Y^T X||_F^2 / (||X^T X||_F * ||Y^T Y||_F) as a float. Cases 1-3 are random "
+                               "activations; 4 checks that Y = X @ Q (Q orthogonal) gives 1; 5 that Y = 3.7 * X "
+                               "gives 1; 6 that rotating and scaling Y changes nothing; 7 shifts the columns.")

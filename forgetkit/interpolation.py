@@ -11,9 +11,12 @@ the old one (Goodfellow et al., 2015; Li et al., 2018; Garipov et al., 2018).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn as nn
 from torch import Tensor
 
 StateDict = Mapping[str, Tensor]
@@ -66,3 +69,145 @@ def interpolate_state_dicts(sd_a: StateDict, sd_b: StateDict, alpha: float) -> d
         else:
             out[key] = a.detach().clone()
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# Evaluating a model at many points of weight space
+# ------------------------------------------------------------------------------------------
+
+EvalFns = Mapping[str, Callable[[nn.Module], float]]
+
+
+def _check_eval_fns(eval_fns: object) -> None:
+    if not isinstance(eval_fns, Mapping) or len(eval_fns) == 0:
+        raise TypeError("eval_fns must be a non-empty dict {name: fn(model) -> float}, "
+                        f"got {type(eval_fns).__name__}" + (" (empty)" if isinstance(eval_fns, Mapping) else ""))
+    for name, fn in eval_fns.items():
+        if not isinstance(name, str) or not callable(fn):
+            raise TypeError(f"eval_fns must map names (str) to functions fn(model) -> float, got {name!r}: {fn!r}")
+
+
+def _evaluate_states(model: nn.Module, states: Iterable[StateDict], eval_fns: EvalFns) -> dict[str, np.ndarray]:
+    """Load each state dict into ``model`` in turn and call every eval function (eval mode, no grad).
+
+    The model's own weights and train/eval mode are restored afterwards, also after an error.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_eval_fns(eval_fns)
+    original = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    results: dict[str, list[float]] = {name: [] for name in eval_fns}
+    try:
+        model.eval()
+        with torch.no_grad():
+            for state in states:
+                model.load_state_dict(state)
+                for name, fn in eval_fns.items():
+                    value = fn(model)
+                    if isinstance(value, Tensor):
+                        value = value.item()
+                    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                        raise TypeError(f"eval_fns[{name!r}] must return a number, got {type(value).__name__}")
+                    results[name].append(float(value))
+    finally:
+        model.load_state_dict(original)
+        model.train(was_training)
+    return {name: np.asarray(values, dtype=float) for name, values in results.items()}
+
+
+def _check_model_state(model: nn.Module, name: str, sd: StateDict) -> None:
+    _check_state_dict(name, sd)
+    if isinstance(model, nn.Module):
+        _check_matching(model.state_dict(), sd, name)
+
+
+def evaluate_along_line(model: nn.Module, sd_a: StateDict, sd_b: StateDict, alphas: Sequence[float] | np.ndarray,
+                        eval_fns: EvalFns) -> dict[str, np.ndarray]:
+    """Evaluate ``model`` at ``interpolate_state_dicts(sd_a, sd_b, alpha)`` for every alpha.
+
+    ``eval_fns`` maps a name to ``fn(model) -> float`` (e.g. a task's test loss). Returns
+    ``{name: array (len(alphas),)}``. The functions run in eval mode without gradients; the
+    model's weights and mode are restored afterwards. Goodfellow et al. (2015) introduced this
+    one-dimensional view of the loss surface.
+    """
+    _check_model_state(model, "sd_a", sd_a)
+    _check_model_state(model, "sd_b", sd_b)
+    try:
+        alphas = np.asarray(alphas.detach().cpu() if isinstance(alphas, Tensor) else alphas, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"alphas must be a 1-D sequence of numbers, got {type(alphas).__name__}") from err
+    if alphas.ndim != 1 or len(alphas) == 0 or not np.isfinite(alphas).all():
+        raise ValueError(f"alphas must be a non-empty 1-D sequence of finite numbers, got {alphas!r}")
+    return _evaluate_states(model, (interpolate_state_dicts(sd_a, sd_b, float(a)) for a in alphas), eval_fns)
+
+
+@dataclass
+class LossPlane:
+    """Values of several functions on a grid in the plane through three weight vectors.
+
+    ``values[name][i, j]`` is measured at ``theta_origin + xs[j] * u + ys[i] * v`` (u, v orthonormal,
+    so xs and ys are Euclidean distances in weight space); ``points`` (3, 2) holds the plane
+    coordinates of the origin, ``sd_1`` and ``sd_2``: (0, 0), (|theta_1 - theta_0|, 0), (x2, y2 > 0).
+    """
+
+    xs: np.ndarray
+    ys: np.ndarray
+    values: dict[str, np.ndarray]
+    points: np.ndarray
+
+
+def _float_keys(sd: StateDict) -> list[str]:
+    return [k for k, v in sd.items() if v.is_floating_point()]
+
+
+def _flatten(sd: StateDict, keys: Sequence[str]) -> Tensor:
+    return torch.cat([sd[k].detach().reshape(-1).double().cpu() for k in keys])
+
+
+def evaluate_on_plane(model: nn.Module, sd_origin: StateDict, sd_1: StateDict, sd_2: StateDict, eval_fns: EvalFns,
+                      resolution: int = 21, margin: float = 0.25) -> LossPlane:
+    """Evaluate ``model`` on a ``resolution`` x ``resolution`` grid in the plane through three state dicts.
+
+    Directions (Garipov et al., 2018, sec. 3.1; plots as in Li et al., 2018): u = theta_1 - theta_0
+    normalised; v = the part of theta_2 - theta_0 orthogonal to u, normalised (Gram-Schmidt). The
+    grid is a square centred on the three points' bounding box, its side (1 + 2 * ``margin``) times
+    the box's larger side. Floating-point tensors span the plane; other tensors are taken from
+    ``sd_origin``. ``eval_fns`` as in ``evaluate_along_line``; weights and mode are restored afterwards.
+    """
+    for name, sd in (("sd_origin", sd_origin), ("sd_1", sd_1), ("sd_2", sd_2)):
+        _check_model_state(model, name, sd)
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < math.inf:
+        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    keys = _float_keys(sd_origin)
+    theta_0, theta_1, theta_2 = (_flatten(sd, keys) for sd in (sd_origin, sd_1, sd_2))
+    d1, d2 = theta_1 - theta_0, theta_2 - theta_0
+    if d1.norm() == 0:
+        raise ValueError("sd_1 equals sd_origin: the three points must span a plane")
+    u = d1 / d1.norm()
+    v = d2 - (d2 @ u) * u
+    if v.norm() <= 1e-6 * d2.norm() or v.norm() == 0:
+        raise ValueError("sd_2 lies on the line through sd_origin and sd_1: the three points must span a plane")
+    v = v / v.norm()
+    points = np.array([[0.0, 0.0], [float(d1.norm()), 0.0], [float(d2 @ u), float(d2 @ v)]])
+    low, high = points.min(axis=0), points.max(axis=0)
+    center, half = (low + high) / 2, (0.5 + margin) * float((high - low).max())
+    xs = np.linspace(center[0] - half, center[0] + half, resolution)
+    ys = np.linspace(center[1] - half, center[1] + half, resolution)
+    template = {k: t.detach() for k, t in sd_origin.items()}
+    sizes = [template[k].numel() for k in keys]
+
+    def states() -> Iterable[dict[str, Tensor]]:
+        for y in ys:
+            for x in xs:
+                theta = theta_0 + x * u + y * v
+                state = dict(template)
+                for k, part in zip(keys, torch.split(theta, sizes)):
+                    state[k] = part.view_as(template[k]).to(template[k].dtype)
+                yield state
+
+    flat = _evaluate_states(model, states(), eval_fns)
+    values = {name: arr.reshape(resolution, resolution) for name, arr in flat.items()}
+    return LossPlane(xs, ys, values, points)

@@ -98,3 +98,126 @@ def plot_frontier(new: Sequence[float], old: Sequence[float], ax: Axes | None = 
     if label:
         ax.legend()
     return ax
+
+
+def plot_loss_plane(plane, ax: Axes | None = None, names: Sequence[str] | None = None,
+                    colors: Sequence[str] = (OLD_COLOR, NEW_COLOR), point_labels: Sequence[str] = ("θ_0", "θ_1", "θ_2"),
+                    valley_factor: float = 2.0, levels: int = 7, title: str = "Two valleys in the plane of three networks") -> Axes:
+    """Contours of two tasks' losses on a ``LossPlane`` (from ``evaluate_on_plane``), the three points marked.
+
+    Each task gets contour lines in its colour (log-spaced loss levels) and a shaded "valley": the
+    region where its loss is below ``valley_factor`` times its minimum on the plane.
+    """
+    names = list(names) if names is not None else list(plane.values)[:2]
+    if len(names) != 2 or any(n not in plane.values for n in names):
+        raise ValueError(f"names must be two keys of plane.values {list(plane.values)}, got {names!r}")
+    if len(point_labels) != 3:
+        raise ValueError(f"point_labels must hold three labels (origin, sd_1, sd_2), got {len(point_labels)}")
+    if not valley_factor > 1:
+        raise ValueError(f"valley_factor must be > 1, got {valley_factor!r}")
+    ax = _axes(ax, (6, 5))
+    X, Y = np.meshgrid(plane.xs, plane.ys)
+    for name, color in zip(names, colors):
+        Z = plane.values[name]
+        low, high = float(Z.min()), float(np.percentile(Z, 90))
+        ax.contourf(X, Y, Z, levels=[low, valley_factor * low], colors=[color], alpha=0.25)
+        lines = np.geomspace(valley_factor * low, max(high, valley_factor * low * 1.01), levels)
+        contour = ax.contour(X, Y, Z, levels=lines, colors=[color], linewidths=1.0)
+        ax.clabel(contour, fmt="%.2f", fontsize=7)
+        ax.plot([], [], color=color, label=f"{name} loss (shaded: < {valley_factor:g} x its minimum)")
+    ax.plot(plane.points[:, 0], plane.points[:, 1], "k*", ms=12)
+    for (x, y), text in zip(plane.points, point_labels):
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=11, weight="bold")
+    ax.set_xlabel("direction 1 (weight-space distance)")
+    ax.set_ylabel("direction 2 (weight-space distance)")
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8)
+    return ax
+
+
+def plot_sweep_frontier(new, old, row_values: Sequence, col_values: Sequence, row_name: str = "learning rate",
+                        col_name: str = "steps", selected: tuple[int, int] | None = None, ax: Axes | None = None,
+                        xlabel: str = "new-task accuracy", ylabel: str = "old-task accuracy",
+                        title: str = "Stability-plasticity frontier of a sweep") -> Axes:
+    """A two-hyperparameter sweep as old-vs-new points: ``new``, ``old`` are (R, C) arrays, entry
+    [r, c] for ``row_values[r]`` (one coloured curve per row) and ``col_values[c]`` (along the curve).
+
+    ``selected = (r, c)`` marks one run with a star and writes its two numbers in the title.
+    """
+    new, old = np.asarray(new, dtype=float), np.asarray(old, dtype=float)
+    shape = (len(row_values), len(col_values))
+    if new.shape != shape or old.shape != shape:
+        raise ValueError(f"new and old must have shape (len(row_values), len(col_values)) = {shape}, "
+                         f"got {new.shape} and {old.shape}")
+    ax = _axes(ax, (6, 4.5))
+    colors = plt.cm.viridis(np.linspace(0.0, 0.9, shape[0]))
+    for r, (value, color) in enumerate(zip(row_values, colors)):
+        ax.plot(new[r], old[r], "o-", color=color, ms=3, lw=1, label=f"{row_name} = {value:g}")
+    if selected is not None:
+        r, c = selected
+        if not (0 <= r < shape[0] and 0 <= c < shape[1]):
+            raise ValueError(f"selected must index the sweep, (r, c) with r < {shape[0]} and c < {shape[1]}, got {selected!r}")
+        ax.plot(new[r, c], old[r, c], "*", color="black", ms=16, zorder=5)
+        title = (f"{title}\n{row_name} = {row_values[r]:g}, {col_name} = {col_values[c]:g}: "
+                 f"{ylabel} {old[r, c]:.2f}, {xlabel} {new[r, c]:.2f}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    return ax
+
+
+def plot_per_layer(values: dict[str, dict[str, float]], ax: Axes | None = None, ylabel: str = "relative change",
+                   title: str = "Change per layer", colors: Sequence[str] | None = None) -> Axes:
+    """Grouped bars, one group per layer (bottom to top): ``values = {series: {layer: value}}``.
+
+    Every series must name the same layers, e.g. ``{"full data": {"embeddings": 0.1, "block 0": 0.3}}``.
+    """
+    if not isinstance(values, dict) or not values or not all(isinstance(v, dict) and v for v in values.values()):
+        raise ValueError("values must be a non-empty dict {series name: {layer name: value}}")
+    layers = list(next(iter(values.values())))
+    if any(list(v) != layers for v in values.values()):
+        raise ValueError(f"every series must name the same layers in the same order: {layers}")
+    colors = list(colors) if colors is not None else [OLD_COLOR, NEW_COLOR, "#2ca02c", "#9467bd"][: len(values)]
+    if len(colors) < len(values):
+        raise ValueError(f"need one colour per series ({len(values)}), got {len(colors)}")
+    ax = _axes(ax)
+    width = 0.8 / len(values)
+    x = np.arange(len(layers))
+    for k, ((name, series), color) in enumerate(zip(values.items(), colors)):
+        ax.bar(x + (k - (len(values) - 1) / 2) * width, [series[layer] for layer in layers], width,
+               color=color, label=name)
+    ax.set_xticks(x, layers)
+    ax.set_xlabel("layer (bottom to top)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    if len(values) > 1:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def plot_attention(attention, text: str | None = None, ax: Axes | None = None, title: str = "Attention",
+                   vmax: float | None = 1.0) -> Axes:
+    """Heatmap of one head's attention (T, T): row t = what query position t attends to (columns <= t).
+
+    ``text`` (T characters) labels both axes; spaces are shown as "_" and newlines as "\\n".
+    """
+    A = np.asarray(attention, dtype=float)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"attention must be a square (T, T) matrix, got shape {A.shape}")
+    if text is not None and len(text) != A.shape[0]:
+        raise ValueError(f"text must have T = {A.shape[0]} characters, got {len(text)}")
+    ax = _axes(ax)
+    image = ax.imshow(A, cmap="Blues", vmin=0.0, vmax=vmax)
+    if text is not None:
+        labels = ["_" if ch == " " else ("\\n" if ch == "\n" else ch) for ch in text]
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("key position (character attended to)")
+    ax.set_ylabel("query position (character predicting the next)")
+    ax.set_title(title)
+    plt.colorbar(image, ax=ax, fraction=0.046, label="attention weight")
+    return ax
