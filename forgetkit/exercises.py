@@ -82,14 +82,14 @@ def check_function(name: str, learner_fn: Callable, reference_fn: Callable, case
             return _fallback(name, "WRONG", f"Exercise '{name}': hidden case {k + 1} expected "
                              f"{_short(expected)}, got {_short(got)}.\n  Hint: {hint}", reference_fn)
     _RESULTS[name] = "PASSED"
-    print(f"PASSED  Exercise '{name}': your function agrees with the reference on {len(cases)} hidden cases. "
+    print(f"PASSED: Exercise '{name}': your function agrees with the reference on {len(cases)} hidden cases. "
           "The lesson now uses your function.")
     return learner_fn
 
 
 def _fallback(name: str, status: str, message: str, reference_fn: Callable) -> Callable:
     _RESULTS[name] = status
-    print(f"{status:8s}{message}\n  The lesson goes on with forgetkit's reference implementation "
+    print(f"{status}: {message}\n  The lesson goes on with forgetkit's reference implementation "
           f"({reference_fn.__module__}.{reference_fn.__name__}).")
     return reference_fn
 

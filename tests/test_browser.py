@@ -10,7 +10,7 @@ artifacts/browser-lesson.png.
 
 The browser is the system Chromium (tools/install_browser.sh installs it); Playwright's own
 browser download (`playwright install`) is never used. The server inherits the offline guard
-from tests/conftest.py, so this also shows that Lab and the lesson work without network access.
+from conftest.py, so this also shows that Lab and the lesson work without network access.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The test suite runs offline: tests/conftest.py installs a network guard here and, through
+"""The test suite runs offline: conftest.py installs a network guard here and, through
 tests/offline/sitecustomize.py, in every Python process the tests start (notebook kernels too)."""
 
 from __future__ import annotations

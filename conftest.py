@@ -1,5 +1,8 @@
 """Session-wide test setup: the suite runs offline, and the course cache is a fresh folder.
 
+It lives at the repository root so that it applies to the notebook suite too, also when only
+``pytest lessons/`` runs.
+
 - ``tests/offline`` is prepended to ``PYTHONPATH`` and ``FORGETKIT_BLOCK_NETWORK=1`` is set, so
   every Python process the tests start (notebook kernels under nbval, a Jupyter server in the
   browser test, ``subprocess`` calls) runs ``tests/offline/sitecustomize.py``, which blocks any
@@ -19,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-OFFLINE_DIR = Path(__file__).resolve().parent / "offline"
+OFFLINE_DIR = Path(__file__).resolve().parent / "tests" / "offline"
 
 
 def _prepend_pythonpath(folder: Path) -> None:
