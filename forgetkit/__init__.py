@@ -9,15 +9,16 @@ One module per concept, each readable top to bottom:
 - ``training``: one training loop with extension points; fit/evaluate for classifiers and LMs
 - ``pretrained``: a cached base LM that already speaks a language
 - ``metrics``: accuracy matrix, ACC, BWT, FWT, forgetting, perplexity
-- ``peft``: freezing and parameter counts
-- ``interpolation``: weight-space lines and planes between trained networks
+- ``peft``: freezing by name, linear probe, LP-FT, adapters, LoRA (with merge), parameter counts
+- ``interpolation``: weight-space lines and planes between trained networks; WiSE-FT
+- ``replay``: reservoir buffer and replay mixing (rehearsal)
 - ``interference``: gradient cosines, first-order loss change, A-GEM and PCGrad
 - ``plots``: the course's pictures and colours
 - ``widgets``: interactive explorers over precomputed results
 - ``exercises``: checks for the lessons' exercises, with fallbacks
 """
 
-from . import exercises, interference, interpolation, widgets
+from . import exercises, interference, interpolation, peft, replay, widgets
 from .data import (
     Task,
     digits_task,
@@ -44,6 +45,8 @@ from .interpolation import (
     evaluate_along_line,
     evaluate_on_plane,
     interpolate_state_dicts,
+    wise_ft,
+    wise_ft_sweep,
 )
 from .languages import (
     ALPHABET,
@@ -65,7 +68,20 @@ from .metrics import (
     summarize,
 )
 from .models import MLP, TinyLM
-from .peft import count_frozen, count_trainable, freeze
+from .peft import (
+    Adapter,
+    LoRALinear,
+    add_adapters,
+    apply_lora,
+    count_frozen,
+    count_trainable,
+    freeze,
+    linear_probe,
+    lp_ft,
+    merge_lora,
+    unfreeze,
+    unmerge_lora,
+)
 from .plots import (
     NEW_COLOR,
     OLD_COLOR,
@@ -76,6 +92,7 @@ from .plots import (
     plot_sweep_frontier,
 )
 from .pretrained import cache_dir, pretrained_lm
+from .replay import ReservoirBuffer, replay_mixer, reservoir_sample
 from .seeding import get_seed, make_generator, seed_everything
 from .training import History, accuracy, evaluate, evaluate_lm, fit, fit_lm, train
 

@@ -90,6 +90,10 @@ def digits_task(name: str = "digits") -> Task:
 
 def permute_pixels(task: Task, permutation: Tensor, name: str | None = None) -> Task:
     """``task`` with its 64 pixels reordered by ``permutation`` (a (64,) permutation of 0..63)."""
+    if not isinstance(permutation, Tensor) or permutation.is_floating_point() or permutation.is_complex() \
+            or permutation.dtype == torch.bool:
+        got = permutation.dtype if isinstance(permutation, Tensor) else type(permutation).__name__
+        raise TypeError(f"permutation must be an integer torch tensor holding 0..63, got {got}")
     if permutation.shape != (NUM_PIXELS,) or not torch.equal(
         permutation.sort().values, torch.arange(NUM_PIXELS)
     ):
@@ -134,6 +138,8 @@ def split_digits(
         raise ValueError("class_groups must hold at least one group of classes")
     seen: set[int] = set()
     for group in class_groups:
+        if isinstance(group, (int, np.integer, str)):
+            raise TypeError(f"class_groups must hold groups of classes, e.g. ((0, 1), (2, 3)); got group {group!r}")
         if len(group) == 0:
             raise ValueError("every class group must hold at least one class")
         for c in group:

@@ -78,7 +78,11 @@ def check_function(name: str, learner_fn: Callable, reference_fn: Callable, case
         except Exception as err:  # a learner's bug must not stop the lesson
             return _fallback(name, "WRONG", f"Exercise '{name}': hidden case {k + 1} raised "
                              f"{type(err).__name__}: {err}\n  Hint: {hint}", reference_fn)
-        if not compare(expected, got):
+        try:
+            same = compare(expected, got)
+        except Exception:  # an answer of the wrong kind (a str where an array belongs ...) is wrong, not a crash
+            same = False
+        if not same:
             return _fallback(name, "WRONG", f"Exercise '{name}': hidden case {k + 1} expected "
                              f"{_short(expected)}, got {_short(got)}.\n  Hint: {hint}", reference_fn)
     _RESULTS[name] = "PASSED"
@@ -249,3 +253,120 @@ def check_linear_cka(fn: Callable[[Tensor, Tensor], float]) -> Callable[[Tensor,
                                "||Y^T X||_F^2 / (||X^T X||_F * ||Y^T Y||_F) as a float. Cases 1-3 are random "
                                "activations; 4 checks that Y = X @ Q (Q orthogonal) gives 1; 5 that Y = 3.7 * X "
                                "gives 1; 6 that rotating and scaling Y changes nothing; 7 shifts the columns.")
+
+
+def check_lora_linear(fn: Callable) -> Callable:
+    """Lesson 06: ``fn(x, weight, bias, A, B, alpha)`` = x W^T + b + (alpha / r) (x A^T) B^T, r = A.shape[0].
+
+    Hidden cases use a non-zero B (a trained layer), a rank other than alpha, a 3-D input and no bias.
+    """
+    from .peft import lora_linear
+
+    def case(lead: tuple[int, ...], d_in: int, d_out: int, rank: int, alpha: float, bias: bool, seed: int) -> Case:
+        def make() -> tuple[tuple, dict]:
+            generator = torch.Generator().manual_seed(seed)
+            x = torch.randn(*lead, d_in, generator=generator)
+            W, b = torch.randn(d_out, d_in, generator=generator), torch.randn(d_out, generator=generator)
+            A, B = torch.randn(rank, d_in, generator=generator), torch.randn(d_out, rank, generator=generator)
+            return (x, W, b if bias else None, A, B, alpha), {}
+        return make
+
+    cases = [case((5,), 6, 4, 2, 4.0, True, 1),      # alpha / r = 2
+             case((3,), 8, 8, 3, 1.5, True, 2),      # alpha / r = 0.5
+             case((2, 7), 5, 3, 1, 1.0, False, 3),   # a batch of sequences, no bias
+             case((4,), 10, 6, 5, 5.0, False, 4)]
+    return check_function("lora_linear", fn, lora_linear, cases,
+                          hint="r = A.shape[0]; out = x @ weight.T + (alpha / r) * (x @ A.T) @ B.T; add bias "
+                               "when it is not None. Case 2 has alpha != r, case 3 a 3-D x and bias None.")
+
+
+def check_reservoir(fn: Callable) -> Callable:
+    """Lesson 07: ``fn(stream, capacity, rng)`` = a uniform sample of min(capacity, n) items, in one pass.
+
+    The sample is random, so the check is statistical: on hidden streams (iterators of distinct
+    ints, read once) and thousands of seeded ``random.Random`` generators it checks the capacity
+    invariant (exactly min(capacity, n) distinct items of the stream) and that every item's
+    inclusion frequency is within 5 standard errors of capacity / n.
+    """
+    import functools
+    import random
+
+    from .replay import reservoir_sample
+
+    def statistics(sample_fn: Callable) -> Callable:
+        @functools.wraps(sample_fn)
+        def run(n: int, capacity: int, trials: int, seed: int) -> dict[str, Any]:
+            counts = np.zeros(n)
+            for t in range(trials):
+                out = list(sample_fn(iter(range(n)), capacity, random.Random(seed * 1_000_003 + t)))
+                if (len(out) != min(n, capacity) or len(set(out)) != len(out)
+                        or not all(isinstance(i, int) and 0 <= i < n for i in out)):
+                    return {"invariant": False, "frequencies": None, "p": min(capacity, n) / n, "trials": trials,
+                            "example": out}
+                counts[out] += 1
+            return {"invariant": True, "frequencies": counts / trials, "p": min(capacity, n) / n, "trials": trials}
+        return run
+
+    def compare(expected: dict, got: dict) -> bool:
+        if not got["invariant"]:
+            return False
+        p, trials = expected["p"], expected["trials"]
+        tolerance = 5 * math.sqrt(max(p * (1 - p), 1e-12) / trials) + 1e-9
+        return bool(np.abs(got["frequencies"] - p).max() <= tolerance)
+
+    def case(n: int, capacity: int, trials: int, seed: int) -> Case:
+        return lambda: ((n, capacity, trials, seed), {})
+
+    cases = [case(4, 6, 3, 1),          # a stream shorter than the capacity: keep everything
+             case(1, 1, 3, 2),
+             case(10, 3, 3000, 3),      # p = 0.3
+             case(25, 5, 1500, 4),      # p = 0.2
+             case(12, 11, 1500, 5)]     # p = 11/12: almost everything is kept
+    learner, reference = statistics(fn), statistics(reservoir_sample)
+    chosen = check_function("reservoir_sample", learner, reference, cases, compare=compare,
+                            hint="for the n-th item (n = 1, 2, ...): if the sample holds fewer than capacity items, "
+                                 "append it; else j = rng.randrange(n) and, if j < capacity, sample[j] = item. "
+                                 "Read the stream once (it is an iterator) and return the list.")
+    return fn if chosen is learner else reservoir_sample
+
+
+def check_interpolation_sweep(fn: Callable) -> Callable:
+    """Lesson 08: ``fn(model, sd_base, sd_finetuned, alphas, eval_fns)`` = ``fk.wise_ft_sweep``: every eval
+    function at each WiSE-FT mixture, their mean, the best alpha, and the model left at that alpha."""
+    import functools
+
+    from .interpolation import wise_ft, wise_ft_sweep
+    from .models import MLP
+
+    def with_final_weights(sweep_fn: Callable) -> Callable:
+        @functools.wraps(sweep_fn)
+        def run(model, sd_base, sd_finetuned, alphas, eval_fns):
+            out = sweep_fn(model, sd_base, sd_finetuned, alphas, eval_fns)
+            if not isinstance(out, dict) or "best_alpha" not in out:
+                return {"result": out}
+            best = wise_ft(sd_base, sd_finetuned, float(out["best_alpha"]))
+            at_best = all(torch.allclose(best[k], v, atol=1e-6) for k, v in model.state_dict().items())
+            return {"result": out, "model left at the best alpha": at_best}
+        return run
+
+    def case(sizes: tuple[int, ...], alphas: list[float], seed: int) -> Case:
+        def make() -> tuple[tuple, dict]:
+            torch.manual_seed(seed)
+            sd_base, sd_finetuned, model = MLP(sizes).state_dict(), MLP(sizes).state_dict(), MLP(sizes)
+            X, y = torch.randn(30, sizes[0]), torch.randint(0, sizes[-1], (30,))
+            X2, y2 = torch.randn(30, sizes[0]), torch.randint(0, sizes[-1], (30,))
+            fns = {"old": lambda m: (m(X).argmax(1) == y).float().mean().item(),
+                   "new": lambda m: -torch.nn.functional.cross_entropy(m(X2), y2).item()}
+            return (model, sd_base, sd_finetuned, alphas, fns), {}
+        return make
+
+    cases = [case((4, 3, 2), [0.0, 0.5, 1.0], 1),
+             case((6, 8, 3), [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], 2),
+             case((5, 4, 4, 3), [1.0, 0.25, 0.0], 3)]
+    learner, reference = with_final_weights(fn), with_final_weights(wise_ft_sweep)
+    chosen = check_function("interpolation_sweep", learner, reference, cases,
+                            hint="for each alpha: model.load_state_dict(fk.wise_ft(sd_base, sd_finetuned, alpha)) "
+                                 "and record every eval function; mean = the average over the functions at each alpha; "
+                                 "best_alpha = alphas[argmax(mean)] (the first on a tie); load the best mixture into "
+                                 "the model before returning {name: array, 'mean': array, 'best_alpha': float}.")
+    return fn if chosen is learner else wise_ft_sweep

@@ -6,6 +6,9 @@ shows where each task's low-loss "valley" lies, and how far fine-tuning moved th
 the old one (Goodfellow et al., 2015; Li et al., 2018; Garipov et al., 2018).
 
     theta(alpha) = (1 - alpha) * theta_a + alpha * theta_b
+
+The same line between a base model and its fine-tuned version is a cure as well as a diagnosis:
+WiSE-FT (Wortsman et al., 2022) deploys a point in between (``wise_ft``, ``wise_ft_sweep``).
 """
 
 from __future__ import annotations
@@ -211,3 +214,48 @@ def evaluate_on_plane(model: nn.Module, sd_origin: StateDict, sd_1: StateDict, s
     flat = _evaluate_states(model, states(), eval_fns)
     values = {name: arr.reshape(resolution, resolution) for name, arr in flat.items()}
     return LossPlane(xs, ys, values, points)
+
+
+# ------------------------------------------------------------------------------------------
+# WiSE-FT: weight-space ensembles of a base and a fine-tuned model (Wortsman et al., 2022)
+# ------------------------------------------------------------------------------------------
+
+
+def _as_state_dict(model_or_sd: nn.Module | StateDict) -> StateDict:
+    return model_or_sd.state_dict() if isinstance(model_or_sd, nn.Module) else model_or_sd
+
+
+def wise_ft(base: nn.Module | StateDict, finetuned: nn.Module | StateDict, alpha: float) -> dict[str, Tensor]:
+    """WiSE-FT (Wortsman et al., 2022, eq. 1): theta = (1 - alpha) * theta_base + alpha * theta_finetuned.
+
+    ``base`` and ``finetuned`` are models or state dicts of the same architecture; alpha in [0, 1]
+    (0 = the base model, 1 = the fine-tuned one). Returns a new state dict; load it with
+    ``model.load_state_dict``.
+    """
+    alpha = _check_alpha(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1] (0 = base, 1 = fine-tuned), got {alpha}")
+    return interpolate_state_dicts(_as_state_dict(base), _as_state_dict(finetuned), alpha)
+
+
+def wise_ft_sweep(model: nn.Module, sd_base: StateDict, sd_finetuned: StateDict, alphas: Sequence[float],
+                  eval_fns: EvalFns) -> dict[str, np.ndarray | float]:
+    """Evaluate ``wise_ft(sd_base, sd_finetuned, alpha)`` for every alpha and keep the best mixture.
+
+    Returns ``{name: array (len(alphas),)}`` for every eval function, ``"mean"``: their mean at each
+    alpha, and ``"best_alpha"``: the alpha with the highest mean (the first one on a tie). The model
+    is left holding the best alpha's weights.
+    """
+    if isinstance(eval_fns, Mapping) and ({"mean", "best_alpha"} & set(eval_fns)):
+        raise ValueError("eval_fns must not use the names 'mean' or 'best_alpha' (they name the results)")
+    try:
+        grid = np.asarray(alphas, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"alphas must be a 1-D sequence of numbers, got {type(alphas).__name__}") from err
+    if grid.ndim != 1 or len(grid) == 0 or not (np.all(grid >= 0.0) and np.all(grid <= 1.0)):
+        raise ValueError(f"alphas must be a non-empty 1-D sequence in [0, 1] (0 = base, 1 = fine-tuned), got {alphas!r}")
+    values = evaluate_along_line(model, sd_base, sd_finetuned, grid, eval_fns)
+    mean = np.mean([values[name] for name in eval_fns], axis=0)
+    best_alpha = float(grid[int(np.argmax(mean))])
+    model.load_state_dict(wise_ft(sd_base, sd_finetuned, best_alpha))
+    return {**values, "mean": mean, "best_alpha": best_alpha}

@@ -80,6 +80,9 @@ def lm_windows(tokens: Tensor, block_size: int, max_windows: int | None = None) 
     Returns ``x`` and ``y`` of shape (num_windows, block_size).
     """
     _check_tokens(tokens, block_size)
+    if max_windows is not None and (isinstance(max_windows, bool) or not isinstance(max_windows, int)
+                                    or max_windows < 1):
+        raise ValueError(f"max_windows must be a positive int or None, got {max_windows!r}")
     num = (len(tokens) - 1) // block_size
     if max_windows is not None:
         num = min(num, max_windows)
@@ -293,6 +296,6 @@ def language_tokens(name: str, split: str = "train", num_sentences: int = 2000, 
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    seed = get_seed(seed) * 2 + (split == "test")
+    seed = (get_seed(seed) * 2 + (split == "test")) % 2**32  # train even, test odd; stays a valid seed
     text = make_language(name).text(num_sentences, seed, vocab_fraction, templates)
     return (tokenizer or CharTokenizer()).encode(text)

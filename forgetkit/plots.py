@@ -49,6 +49,8 @@ def plot_accuracy_matrix(R, ax: Axes | None = None, title: str = "Accuracy matri
     image = ax.imshow(R, vmin=0.0, vmax=1.0, cmap="viridis")
     T = len(R)
     names = list(task_names) if task_names is not None else [str(t) for t in range(T)]
+    if len(names) != T:
+        raise ValueError(f"task_names must hold one name per task ({T}), got {len(names)}")
     ax.set_xticks(range(T), names)
     ax.set_yticks(range(T), names)
     ax.set_xlabel("evaluated on task j")

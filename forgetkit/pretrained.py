@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .device import _choose
 from .languages import LANGUAGE_NAMES, CharTokenizer, language_tokens
 from .models import TinyLM
 from .seeding import get_seed
@@ -73,13 +74,14 @@ def pretrained_lm(language: str = "french", seed: int | None = None, device: tor
     """
     if language not in LANGUAGE_NAMES:
         raise ValueError(f"unknown language {language!r}: expected one of {LANGUAGE_NAMES}")
+    device = _choose(device) if device is not None else torch.device("cpu")  # fail before training, not after
     seed = get_seed(seed)
     path = cache_path(language, seed)
     model = _load(path, _recipe(language, seed))
     if model is None:
         model = train_base_lm(language, seed, progress)
         _save_atomically(path, model, _recipe(language, seed))
-    return model.to(device or "cpu").eval()
+    return model.to(device).eval()
 
 
 def _load(path: Path, recipe: dict) -> TinyLM | None:

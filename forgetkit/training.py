@@ -179,6 +179,8 @@ def fit(model: nn.Module, X: Tensor, y: Tensor, *, num_steps: int = 300, lr: flo
 def evaluate(model: nn.Module, X: Tensor, y: Tensor, batch_size: int = 2048) -> dict[str, float]:
     """``{"loss": mean cross-entropy, "accuracy": fraction correct}`` on (X, y), in eval mode."""
     check_xy(X, y)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     device = model_device(model)
     was_training = model.training
     model.eval()
