@@ -26,6 +26,7 @@ METHOD_COLORS = {
     "lora": "#9467bd",
     "replay": "#1f77b4",
     "a-gem": "#2ca02c",
+    "pcgrad": "#393b79",
     "wise-ft": "#ff7f0e",
 }
 
@@ -172,7 +173,8 @@ def plot_sweep_frontier(new, old, row_values: Sequence, col_values: Sequence, ro
 
 
 def plot_per_layer(values: dict[str, dict[str, float]], ax: Axes | None = None, ylabel: str = "relative change",
-                   title: str = "Change per layer", colors: Sequence[str] | None = None) -> Axes:
+                   title: str = "Change per layer", colors: Sequence[str] | None = None,
+                   xlabel: str = "layer (bottom to top)") -> Axes:
     """Grouped bars, one group per layer (bottom to top): ``values = {series: {layer: value}}``.
 
     Every series must name the same layers, e.g. ``{"full data": {"embeddings": 0.1, "block 0": 0.3}}``.
@@ -192,7 +194,7 @@ def plot_per_layer(values: dict[str, dict[str, float]], ax: Axes | None = None, 
         ax.bar(x + (k - (len(values) - 1) / 2) * width, [series[layer] for layer in layers], width,
                color=color, label=name)
     ax.set_xticks(x, layers)
-    ax.set_xlabel("layer (bottom to top)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
