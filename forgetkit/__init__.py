@@ -13,12 +13,14 @@ One module per concept, each readable top to bottom:
 - ``interpolation``: weight-space lines and planes between trained networks; WiSE-FT
 - ``replay``: reservoir buffer and replay mixing (rehearsal)
 - ``interference``: gradient cosines, first-order loss change, A-GEM and PCGrad
+- ``regularizers``: L2, L2-SP and EWC penalties, online EWC, the per-sample diagonal Fisher (torch.func)
+- ``representations``: per-layer weight and representation drift (linear CKA), restoring layers, attention stats
 - ``plots``: the course's pictures and colours
 - ``widgets``: interactive explorers over precomputed results
 - ``exercises``: checks for the lessons' exercises, with fallbacks
 """
 
-from . import exercises, interference, interpolation, peft, replay, widgets
+from . import exercises, interference, interpolation, peft, replay, representations, widgets
 from .data import (
     Task,
     digits_task,
@@ -86,13 +88,38 @@ from .plots import (
     NEW_COLOR,
     OLD_COLOR,
     plot_accuracy_matrix,
+    plot_attention,
     plot_frontier,
     plot_loss_plane,
     plot_old_vs_new,
+    plot_per_layer,
     plot_sweep_frontier,
 )
 from .pretrained import cache_dir, pretrained_lm
+from .regularizers import (
+    OnlineEWC,
+    batched_fisher_shortcut,
+    ewc_penalty,
+    ewc_stability_limit,
+    fisher_diagonal,
+    fisher_diagonal_loop,
+    l2_anchor_penalty,
+    l2_penalty,
+    l2_sp_penalty,
+    quadratic_penalty,
+    snapshot,
+)
 from .replay import ReservoirBuffer, replay_mixer, reservoir_sample
+from .representations import (
+    attention_distance,
+    attention_entropy,
+    attention_shift,
+    layer_groups,
+    linear_cka,
+    representation_drift,
+    restore_layers,
+    weight_drift,
+)
 from .seeding import get_seed, make_generator, seed_everything
 from .training import History, accuracy, evaluate, evaluate_lm, fit, fit_lm, train
 
