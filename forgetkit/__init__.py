@@ -13,6 +13,7 @@ One module per concept, each readable top to bottom:
 - ``interpolation``: weight-space lines and planes between trained networks; WiSE-FT
 - ``replay``: reservoir buffer and replay mixing (rehearsal)
 - ``interference``: gradient cosines, first-order loss change, A-GEM and PCGrad
+- ``regularizers``: L2, L2-SP and EWC penalties, online EWC, the per-sample diagonal Fisher (torch.func)
 - ``representations``: per-layer weight and representation drift (linear CKA), restoring layers, attention stats
 - ``plots``: the course's pictures and colours
 - ``widgets``: interactive explorers over precomputed results
@@ -95,6 +96,19 @@ from .plots import (
     plot_sweep_frontier,
 )
 from .pretrained import cache_dir, pretrained_lm
+from .regularizers import (
+    OnlineEWC,
+    batched_fisher_shortcut,
+    ewc_penalty,
+    ewc_stability_limit,
+    fisher_diagonal,
+    fisher_diagonal_loop,
+    l2_anchor_penalty,
+    l2_penalty,
+    l2_sp_penalty,
+    quadratic_penalty,
+    snapshot,
+)
 from .replay import ReservoirBuffer, replay_mixer, reservoir_sample
 from .representations import (
     attention_distance,

@@ -370,3 +370,33 @@ def check_interpolation_sweep(fn: Callable) -> Callable:
                                  "best_alpha = alphas[argmax(mean)] (the first on a tie); load the best mixture into "
                                  "the model before returning {name: array, 'mean': array, 'best_alpha': float}.")
     return fn if chosen is learner else wise_ft_sweep
+
+
+def check_ewc_penalty(fn: Callable) -> Callable:
+    """Lesson 05: ``fn(model, fisher, anchor, lam)`` = lam/2 * sum_i F_i (theta_i - anchor_i)^2,
+    a scalar tensor that gradients flow through (Kirkpatrick et al., 2017)."""
+    from .models import MLP
+    from .regularizers import ewc_penalty
+
+    def case(sizes: tuple[int, ...], lam: float, seed: int, partial: bool) -> Case:
+        def make() -> tuple[tuple, dict]:
+            g = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)
+            model = MLP(sizes)
+            names = [n for n, _ in model.named_parameters()]
+            if partial:  # a Fisher/anchor that covers only some parameters (e.g. a frozen body)
+                names = [n for n in names if n.startswith("head")]
+            params = dict(model.named_parameters())
+            fisher = {n: torch.rand(params[n].shape, generator=g) for n in names}
+            anchor = {n: params[n].detach() + 0.3 * torch.randn(params[n].shape, generator=g) for n in names}
+            return (model, fisher, anchor, lam), {}
+        return make
+
+    def compare(expected: Any, got: Any) -> bool:
+        return isinstance(got, Tensor) and got.requires_grad and close(expected, got.reshape(()))
+
+    cases = [case((4, 3, 2), 1.0, 0, False), case((6, 5, 3), 7.5, 1, False), case((5, 4, 3), 0.2, 2, True)]
+    return check_function("ewc_penalty", fn, ewc_penalty, cases, compare=compare,
+                          hint="params = dict(model.named_parameters()); sum over the names in fisher of "
+                               "(fisher[n] * (params[n] - anchor[n]) ** 2).sum(), times lam / 2. Loop over the "
+                               "fisher's names (not all parameters) and keep a tensor: no .item(), no torch.no_grad().")

@@ -1,0 +1,363 @@
+"""Weight regularization against forgetting: penalties that keep weights near where they were.
+
+Every penalty here is a quadratic pull towards an *anchor* (a dict name -> tensor, like a state
+dict), optionally weighted per parameter by an *importance*::
+
+    penalty(theta) = lam / 2 * sum_i w_i * (theta_i - anchor_i)^2
+
+- ``l2_penalty``: anchor = 0, w = 1 (plain weight decay).
+- ``l2_anchor_penalty``: anchor = the previous task's weights, w = 1.
+- ``l2_sp_penalty``: anchor = the starting point (pre-trained weights) for shared weights,
+  plain L2 for new head weights (Li, Grandvalet & Davoine, 2018, "L2-SP").
+- ``ewc_penalty``: anchor = the previous task's weights, w = the diagonal Fisher information
+  (Kirkpatrick et al., 2017, "Overcoming catastrophic forgetting in neural networks").
+- ``OnlineEWC``: one running Fisher for a stream, F <- gamma * F + F_new, anchor = latest
+  weights (Schwarz et al., 2018, "Progress & Compress").
+
+All are plain functions of the model; plug one into ``fk.train``/``fk.fit`` as the
+``extra_loss`` hook, e.g. ``extra_loss=lambda m: ewc_penalty(m, fisher, anchor, lam)``
+(an ``OnlineEWC`` object is such a hook itself).
+
+The Fisher is the **per-sample** diagonal Fisher, computed with ``torch.func`` (vmap over
+per-sample gradients) in eval mode: ``fisher_diagonal``. ``fisher_diagonal_loop`` computes the
+same numbers with a slow Python loop (the reference), and ``batched_fisher_shortcut`` the common
+tutorial shortcut (square of each mini-batch's mean gradient), kept only to be contrasted: it is
+about batch-size times too small.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+from torch.func import functional_call, grad, vmap
+
+from .seeding import make_generator
+from .training import model_device
+
+Params = dict[str, Tensor]
+FISHER_VARIANTS = ("exact", "sampled", "empirical")
+
+
+# ------------------------------------------------------------------------------------------
+# Checks shared by every function below
+# ------------------------------------------------------------------------------------------
+
+
+def _check_model(model: nn.Module) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+
+
+def _check_lam(lam: float, name: str = "lam") -> None:
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(lam).__name__}")
+    if not math.isfinite(lam) or lam < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {lam!r}")
+
+
+def _check_params(params: Params, model: nn.Module, what: str) -> None:
+    """Raise unless ``params`` maps names of ``model``'s parameters to tensors of the same shape."""
+    if not isinstance(params, dict):
+        raise TypeError(f"{what} must be a dict name -> tensor (like a state dict), got {type(params).__name__}")
+    shapes = {name: p.shape for name, p in model.named_parameters()}
+    for name, value in params.items():
+        if name not in shapes:
+            raise ValueError(f"{what} has {name!r}, which is not a parameter of the model")
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{what}[{name!r}] must be a tensor, got {type(value).__name__}")
+        if value.shape != shapes[name]:
+            raise ValueError(f"{what}[{name!r}] has shape {tuple(value.shape)}, "
+                             f"expected the parameter's shape {tuple(shapes[name])}")
+
+
+def trainable_parameters(model: nn.Module) -> Params:
+    """The model's parameters with ``requires_grad=True``, by name (the tensors themselves)."""
+    _check_model(model)
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def snapshot(model: nn.Module) -> Params:
+    """A detached copy of every trainable parameter: the anchor for the penalties below."""
+    return {name: p.detach().clone() for name, p in trainable_parameters(model).items()}
+
+
+# ------------------------------------------------------------------------------------------
+# Penalties (each usable as the ``extra_loss`` hook of ``fk.train`` through a lambda)
+# ------------------------------------------------------------------------------------------
+
+
+def quadratic_penalty(model: nn.Module, anchor: Params, lam: float, importance: Params | None = None) -> Tensor:
+    """lam / 2 * sum_i w_i * (theta_i - anchor_i)^2 over the parameters named in ``anchor``.
+
+    ``anchor`` and ``importance`` (w; all ones when None) are dicts name -> tensor shaped like
+    the parameters. Returns a scalar tensor that gradients flow through.
+    """
+    _check_model(model)
+    _check_lam(lam)
+    _check_params(anchor, model, "anchor")
+    if importance is not None:
+        _check_params(importance, model, "importance")
+        if importance.keys() != anchor.keys():
+            raise ValueError("importance and anchor must name the same parameters, "
+                             f"got {sorted(importance)} and {sorted(anchor)}")
+    params = dict(model.named_parameters())
+    total = torch.zeros((), device=model_device(model))
+    for name, a in anchor.items():
+        sq = (params[name] - a.to(params[name].device)) ** 2
+        if importance is not None:
+            sq = importance[name].to(sq.device) * sq
+        total = total + sq.sum()
+    return 0.5 * lam * total
+
+
+def l2_penalty(model: nn.Module, lam: float) -> Tensor:
+    """lam / 2 * ||theta||^2 over the trainable parameters: L2 towards zero (weight decay)."""
+    anchor = {name: torch.zeros_like(p) for name, p in trainable_parameters(model).items()}
+    return quadratic_penalty(model, anchor, lam)
+
+
+def l2_anchor_penalty(model: nn.Module, anchor: Params, lam: float) -> Tensor:
+    """lam / 2 * ||theta - theta_prev||^2: L2 towards earlier weights (``anchor = snapshot(model)``)."""
+    return quadratic_penalty(model, anchor, lam)
+
+
+def l2_sp_penalty(model: nn.Module, start: Params, lam: float, lam_new: float = 0.0) -> Tensor:
+    """L2-SP (Li, Grandvalet & Davoine, 2018, eq. 3):
+
+        lam / 2 * ||theta_S - theta_S^0||^2 + lam_new / 2 * ||theta_new||^2
+
+    where theta_S are the shared weights (the names in ``start``, the starting point, e.g. the
+    pre-trained weights) and theta_new are the trainable parameters ``start`` does not name
+    (a new head); they have no starting point, so they get plain L2 towards zero.
+    """
+    _check_lam(lam_new, "lam_new")
+    shared = quadratic_penalty(model, start, lam)
+    new = {name: torch.zeros_like(p) for name, p in trainable_parameters(model).items() if name not in start}
+    if not new:
+        return shared
+    return shared + quadratic_penalty(model, new, lam_new)
+
+
+def ewc_penalty(model: nn.Module, fisher: Params, anchor: Params, lam: float) -> Tensor:
+    """EWC (Kirkpatrick et al., 2017, eq. 3): lam / 2 * sum_i F_i * (theta_i - theta*_i)^2.
+
+    ``fisher`` is the diagonal Fisher of the old task(s) (``fisher_diagonal``), ``anchor`` the
+    weights theta* after learning them (``snapshot``); both dicts name -> tensor.
+    """
+    if isinstance(fisher, dict) and isinstance(anchor, dict) and fisher.keys() != anchor.keys():
+        raise ValueError(f"fisher and anchor must name the same parameters, got {sorted(fisher)} and {sorted(anchor)}")
+    return quadratic_penalty(model, anchor, lam, importance=fisher)
+
+
+class OnlineEWC:
+    """Online EWC for a task stream (Schwarz et al., 2018, sec. 2.2): one penalty, one anchor.
+
+    After each task call ``update(model, fisher_new)``: F <- gamma * F + F_new and the anchor
+    becomes the current weights. The object is an ``extra_loss`` hook: ``ewc(model)`` is
+    ``penalty(model, F, anchor, lam)`` (zero before the first update); ``penalty`` defaults to
+    ``ewc_penalty`` (a lesson passes the learner's own).
+    """
+
+    def __init__(self, lam: float, gamma: float = 1.0, penalty: Callable[..., Tensor] | None = None):
+        _check_lam(lam)
+        _check_lam(gamma, "gamma")
+        if gamma > 1:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+        if penalty is not None and not callable(penalty):
+            raise TypeError(f"penalty must be a function (model, fisher, anchor, lam) -> Tensor, got {type(penalty).__name__}")
+        self.lam, self.gamma = float(lam), float(gamma)
+        self.penalty = penalty or ewc_penalty
+        self.fisher: Params | None = None
+        self.anchor: Params | None = None
+
+    def update(self, model: nn.Module, fisher_new: Params) -> None:
+        """Fold in the Fisher of the task just learned and move the anchor to the current weights."""
+        _check_params(fisher_new, model, "fisher_new")
+        if self.fisher is None:
+            self.fisher = {name: f.detach().clone() for name, f in fisher_new.items()}
+        else:
+            if fisher_new.keys() != self.fisher.keys():
+                raise ValueError("fisher_new must name the same parameters as the earlier Fishers")
+            self.fisher = {name: self.gamma * self.fisher[name] + f.detach() for name, f in fisher_new.items()}
+        self.anchor = {name: p for name, p in snapshot(model).items() if name in self.fisher}
+
+    def __call__(self, model: nn.Module) -> Tensor:
+        if self.fisher is None or self.anchor is None:
+            return torch.zeros((), device=model_device(model))
+        return self.penalty(model, self.fisher, self.anchor, self.lam)
+
+
+def ewc_stability_limit(lr: float, lam: float, fisher: Params) -> float:
+    """lr * lam * max_i F_i: plain SGD on an EWC penalty diverges once this exceeds about 2.
+
+    Why: along parameter i the penalty lam/2 * F_i * d_i^2 (d_i = theta_i - theta*_i) has
+    curvature h_i = lam * F_i, so one SGD step maps d_i -> d_i - lr * h_i * d_i = (1 - lr h_i) d_i.
+    While lr * h_i < 2 the factor |1 - lr h_i| is below 1 and d_i shrinks; above 2 it exceeds 1
+    and d_i grows geometrically, flipping sign every step, until the loss overflows. The stiffest
+    parameter (max F_i) breaks first; the task loss adds its own curvature, so keep a margin and
+    pick lam below about 2 / (lr * max F) (the same bound as lr < 2 / L for any quadratic).
+    """
+    for name, value in (("lr", lr), ("lam", lam)):
+        _check_lam(value, name)
+    if not isinstance(fisher, dict) or not fisher:
+        raise ValueError("fisher must be a non-empty dict name -> tensor (from fisher_diagonal)")
+    max_f = max(float(f.max()) for f in fisher.values())
+    if not math.isfinite(max_f):
+        raise ValueError("fisher contains a non-finite value")
+    return lr * lam * max_f
+
+
+# ------------------------------------------------------------------------------------------
+# The diagonal Fisher information
+# ------------------------------------------------------------------------------------------
+
+
+def _check_fisher_inputs(model: nn.Module, X: Tensor, y: Tensor | None, variant: str) -> None:
+    _check_model(model)
+    if variant not in FISHER_VARIANTS:
+        raise ValueError(f"variant must be one of {FISHER_VARIANTS}, got {variant!r}")
+    if not isinstance(X, Tensor):
+        raise TypeError(f"X must be a torch tensor, got {type(X).__name__}")
+    if X.ndim < 2 or len(X) == 0:
+        raise ValueError(f"X must be a non-empty batch of shape (N, ...), got {tuple(X.shape)}")
+    if variant == "empirical":
+        if not isinstance(y, Tensor):
+            raise ValueError("the empirical Fisher needs the true labels y, a (N,) int64 tensor")
+        if y.shape != (len(X),):
+            raise ValueError(f"y must have shape ({len(X)},) to match X, got {tuple(y.shape)}")
+    if not trainable_parameters(model):
+        raise ValueError("the model has no trainable parameters")
+
+
+@torch.no_grad()
+def _fisher_pairs(model: nn.Module, X: Tensor, y: Tensor | None, variant: str,
+                  seed: int | None) -> tuple[Tensor, Tensor, Tensor]:
+    """Which (example, class) gradients to square and with what weight, for one variant.
+
+    Returns ``rows`` (M,), ``classes`` (M,) and ``weights`` (M,) such that
+
+        F = 1/N * sum_m weights[m] * (d log p(classes[m] | X[rows[m]]) / d theta)^2.
+
+    exact: every class c of every example, weighted by the model's p_c (the expectation over
+    the model's own predictive distribution); sampled: one class per example drawn from p
+    (seeded, on the CPU); empirical: the true label, weight 1.
+    """
+    device = model_device(model)
+    N = len(X)
+    if variant == "empirical":
+        return torch.arange(N, device=device), y.to(device), torch.ones(N, device=device)
+    probs = torch.cat([F.softmax(model(X[i : i + 1024].to(device)), dim=-1) for i in range(0, N, 1024)])
+    if variant == "sampled":
+        classes = torch.multinomial(probs.cpu(), 1, generator=make_generator(seed)).squeeze(1).to(device)
+        return torch.arange(N, device=device), classes, torch.ones(N, device=device)
+    C = probs.shape[1]
+    rows = torch.arange(N, device=device).repeat_interleave(C)
+    classes = torch.arange(C, device=device).repeat(N)
+    return rows, classes, probs.reshape(-1)
+
+
+def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, variant: str = "exact",
+                    chunk_size: int = 256, seed: int | None = None) -> Params:
+    """The per-sample diagonal Fisher F_i = E_x E_{c ~ q(.|x)} [(d log p(c|x) / d theta_i)^2].
+
+    X is (N, ...) (the inputs of the old task), y (N,) its labels (only the "empirical" variant
+    uses them). The distribution q of the class c:
+
+    - ``"exact"``: the model's own prediction, summed over classes: sum_c p_c * g_c^2 (the true
+      Fisher; C gradients per example);
+    - ``"sampled"``: one label sampled from the model (``seed`` fixes the draw);
+    - ``"empirical"``: the true label (the "empirical Fisher"; it is not the Fisher).
+
+    Per-example gradients come from ``torch.func`` (``functional_call`` + ``grad`` under
+    ``vmap``), ``chunk_size`` (example, class) pairs at a time to bound memory
+    (about chunk_size x number of parameters floats). The model is put in eval mode (dropout
+    off, batch-norm on running statistics) and restored afterwards. Returns a dict
+    name -> tensor shaped like each trainable parameter, on the model's device.
+    """
+    _check_fisher_inputs(model, X, y, variant)
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        trainable = {name: p.detach() for name, p in trainable_parameters(model).items()}
+        fixed = {name: p.detach() for name, p in model.named_parameters() if name not in trainable}
+        fixed.update(dict(model.named_buffers()))
+
+        def log_prob(params: Params, x: Tensor, c: Tensor) -> Tensor:
+            logits = functional_call(model, {**params, **fixed}, (x.unsqueeze(0),))
+            return F.log_softmax(logits, dim=-1)[0].gather(0, c.unsqueeze(0)).squeeze(0)  # log p(c | x)
+
+        per_pair_grads = vmap(grad(log_prob), in_dims=(None, 0, 0))
+        rows, classes, weights = _fisher_pairs(model, X, y, variant, seed)
+        fisher = {name: torch.zeros_like(p) for name, p in trainable.items()}
+        for start in range(0, len(rows), chunk_size):
+            r, c, w = rows[start : start + chunk_size], classes[start : start + chunk_size], weights[start : start + chunk_size]
+            grads = per_pair_grads(trainable, X[r.cpu()].to(device), c)
+            for name, g in grads.items():  # g: (pairs, *param.shape), squared in place, then weighted sum
+                fisher[name] += (w @ g.mul_(g).flatten(1)).view_as(fisher[name])
+    finally:
+        model.train(was_training)
+    return {name: f / len(X) for name, f in fisher.items()}
+
+
+def fisher_diagonal_loop(model: nn.Module, X: Tensor, y: Tensor | None = None, variant: str = "exact",
+                         seed: int | None = None) -> Params:
+    """The same Fisher as ``fisher_diagonal``, one backward pass per (example, class) pair.
+
+    The slow, obviously-correct reference: a plain Python loop of ``autograd.grad`` calls, used
+    by the tests and the library benchmark to check the ``torch.func`` version.
+    """
+    _check_fisher_inputs(model, X, y, variant)
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        trainable = trainable_parameters(model)
+        names, params = list(trainable), list(trainable.values())
+        fisher = {name: torch.zeros_like(p) for name, p in trainable.items()}
+        rows, classes, weights = _fisher_pairs(model, X, y, variant, seed)
+        for r, c, w in zip(rows.tolist(), classes.tolist(), weights.tolist()):
+            log_p = F.log_softmax(model(X[r : r + 1].to(device)), dim=-1)[0, c]
+            for name, g in zip(names, torch.autograd.grad(log_p, params)):
+                fisher[name] += w * g.pow(2)
+    finally:
+        model.train(was_training)
+    return {name: f / len(X) for name, f in fisher.items()}
+
+
+def batched_fisher_shortcut(model: nn.Module, X: Tensor, y: Tensor, batch_size: int = 64) -> Params:
+    """The tutorial shortcut, NOT the Fisher: mean over mini-batches of (mean-batch gradient)^2.
+
+    Splits (X (N, ...), y (N,)) into consecutive mini-batches of ``batch_size``, takes the
+    gradient of each batch's mean cross-entropy and averages its square. Squaring an average of
+    B per-example gradients cancels most of them (they point in many directions, and near a
+    minimum they sum to about zero), so the result is roughly B times smaller than the
+    per-sample Fisher: this is why code built on it needs lambdas in the thousands.
+    Kept only to be compared with ``fisher_diagonal``. Computed in eval mode.
+    """
+    _check_fisher_inputs(model, X, y, "empirical")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        trainable = trainable_parameters(model)
+        fisher = {name: torch.zeros_like(p) for name, p in trainable.items()}
+        num_batches = 0
+        for start in range(0, len(X), batch_size):
+            xb, yb = X[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+            loss = F.cross_entropy(model(xb), yb)
+            for name, g in zip(trainable, torch.autograd.grad(loss, list(trainable.values()))):
+                fisher[name] += g.pow(2)
+            num_batches += 1
+    finally:
+        model.train(was_training)
+    return {name: f / num_batches for name, f in fisher.items()}

@@ -1,0 +1,395 @@
+"""Tests for forgetkit.regularizers: penalties on hand-made weights, the Fisher against hand
+formulas and the slow loop, the stability limit on a pure quadratic, and bad input."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+import forgetkit as fk
+from forgetkit import regularizers as R
+
+
+def tiny_linear(w=((1.0, 2.0),), b=(3.0,)) -> nn.Linear:
+    model = nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor(w))
+        model.bias.copy_(torch.tensor(b))
+    return model
+
+
+def small_mlp(seed: int = 0) -> fk.MLP:
+    torch.manual_seed(seed)
+    return fk.MLP((5, 7, 3))
+
+
+def close_dicts(a: dict, b: dict, rtol=1e-5, atol=1e-8) -> bool:
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=rtol, atol=atol) for k in a)
+
+
+# ------------------------------------------------------------------------------------------
+# Penalties
+# ------------------------------------------------------------------------------------------
+
+
+def test_l2_penalty_by_hand():
+    model = tiny_linear()
+    # lam/2 * (1 + 4 + 9)
+    assert R.l2_penalty(model, 0.5).item() == pytest.approx(0.25 * 14)
+
+
+def test_l2_anchor_penalty_value_and_gradient():
+    model = tiny_linear()
+    anchor = {"weight": torch.tensor([[0.0, 2.0]]), "bias": torch.tensor([1.0])}
+    penalty = R.l2_anchor_penalty(model, anchor, 2.0)
+    assert penalty.item() == pytest.approx(1.0 * (1.0 + 0.0 + 4.0))
+    penalty.backward()
+    # d/dtheta lam/2 (theta - a)^2 = lam (theta - a)
+    assert torch.allclose(model.weight.grad, torch.tensor([[2.0, 0.0]]))
+    assert torch.allclose(model.bias.grad, torch.tensor([4.0]))
+
+
+def test_penalty_is_zero_at_the_anchor():
+    model = small_mlp()
+    anchor = R.snapshot(model)
+    assert R.l2_anchor_penalty(model, anchor, 3.0).item() == 0.0
+    fisher = {k: torch.rand_like(v) for k, v in anchor.items()}
+    assert R.ewc_penalty(model, fisher, anchor, 5.0).item() == 0.0
+
+
+def test_snapshot_is_a_detached_copy_of_trainable_parameters():
+    model = small_mlp()
+    model.head.bias.requires_grad_(False)
+    snap = R.snapshot(model)
+    assert "head.bias" not in snap and "head.weight" in snap
+    with torch.no_grad():
+        model.head.weight.add_(1.0)
+    assert not torch.equal(snap["head.weight"], model.head.weight)
+    assert not snap["head.weight"].requires_grad
+
+
+def test_ewc_penalty_by_hand():
+    model = tiny_linear()
+    anchor = {"weight": torch.tensor([[0.0, 0.0]]), "bias": torch.tensor([3.0])}
+    fisher = {"weight": torch.tensor([[2.0, 0.5]]), "bias": torch.tensor([100.0])}
+    # lam/2 * (2 * 1 + 0.5 * 4 + 100 * 0) = lam/2 * 4
+    assert R.ewc_penalty(model, fisher, anchor, 3.0).item() == pytest.approx(6.0)
+
+
+def test_l2_sp_shared_to_start_new_head_to_zero():
+    model = small_mlp()
+    start = {k: v for k, v in R.snapshot(model).items() if k.startswith("body")}
+    with torch.no_grad():
+        model.body[0].weight.add_(1.0)  # moved 1 from the start, 7 * 5 entries
+    head_sq = sum((p ** 2).sum().item() for p in model.head.parameters())
+    got = R.l2_sp_penalty(model, start, lam=2.0, lam_new=0.5).item()
+    assert got == pytest.approx(1.0 * 35 + 0.25 * head_sq, rel=1e-5)
+    # no new weights: just the distance to the start
+    full_start = R.snapshot(model)
+    assert R.l2_sp_penalty(model, full_start, lam=2.0, lam_new=0.5).item() == 0.0
+
+
+def test_penalties_work_as_the_extra_loss_hook():
+    model = small_mlp()
+    anchor = R.snapshot(model)
+    X, y = torch.rand(32, 5), torch.randint(0, 3, (32,))
+    history = fk.fit(model, X, y, num_steps=5, lr=0.1, progress=False,
+                     extra_loss=lambda m: R.l2_anchor_penalty(m, anchor, 1.0))
+    assert len(history.losses) == 5
+
+
+def test_online_ewc_accumulates_and_moves_the_anchor():
+    model = small_mlp()
+    ewc = R.OnlineEWC(lam=2.0, gamma=0.5)
+    assert ewc(model).item() == 0.0  # nothing to protect yet
+    f1 = {k: torch.full_like(v, 1.0) for k, v in model.named_parameters()}
+    f2 = {k: torch.full_like(v, 3.0) for k, v in model.named_parameters()}
+    ewc.update(model, f1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ewc.update(model, f2)
+    assert all(torch.allclose(ewc.fisher[k], torch.full_like(v, 0.5 * 1.0 + 3.0)) for k, v in f1.items())
+    assert close_dicts(ewc.anchor, R.snapshot(model))  # the latest weights
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(2.0)
+    n = sum(p.numel() for p in model.parameters())
+    assert ewc(model).item() == pytest.approx(0.5 * 2.0 * 3.5 * 4.0 * n, rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# The stability limit
+# ------------------------------------------------------------------------------------------
+
+
+def test_stability_limit_value():
+    fisher = {"a": torch.tensor([0.1, 0.4]), "b": torch.tensor([[0.2]])}
+    assert R.ewc_stability_limit(0.1, 10.0, fisher) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("limit, diverges", [(1.9, False), (2.1, True)])
+def test_sgd_on_the_penalty_diverges_past_two(limit, diverges):
+    model = tiny_linear()
+    anchor = {k: torch.zeros_like(v) for k, v in R.snapshot(model).items()}
+    fisher = {k: torch.ones_like(v) for k, v in anchor.items()}
+    lr = 0.1
+    lam = limit / lr
+    assert R.ewc_stability_limit(lr, lam, fisher) == pytest.approx(limit)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(200):
+        opt.zero_grad()
+        R.ewc_penalty(model, fisher, anchor, lam).backward()
+        opt.step()
+    size = max(p.abs().max().item() for p in model.parameters())
+    assert (size > 1e3) == diverges
+
+
+# ------------------------------------------------------------------------------------------
+# The Fisher
+# ------------------------------------------------------------------------------------------
+
+
+def zero_softmax(num_classes: int = 4, dim: int = 3) -> nn.Linear:
+    model = nn.Linear(dim, num_classes)
+    nn.init.zeros_(model.weight)
+    nn.init.zeros_(model.bias)
+    return model
+
+
+def test_exact_fisher_by_hand_uniform_prediction():
+    # zero weights -> p = 1/C; d log p_c / d W[k] = (1[c=k] - p_k) x, so
+    # sum_c p_c (1[c=k] - p_k)^2 x_j^2 = p (1 - p) x_j^2, averaged over examples.
+    C = 4
+    model = zero_softmax(C)
+    X = torch.tensor([[1.0, 2.0, 0.0], [3.0, 0.0, 1.0]])
+    fisher = R.fisher_diagonal(model, X, variant="exact")
+    p = 1.0 / C
+    expected_w = p * (1 - p) * (X ** 2).mean(0).expand(C, 3)
+    assert torch.allclose(fisher["weight"], expected_w)
+    assert torch.allclose(fisher["bias"], torch.full((C,), p * (1 - p)))
+
+
+def test_empirical_fisher_by_hand():
+    C = 4
+    model = zero_softmax(C)
+    X = torch.tensor([[1.0, 2.0, 0.0], [3.0, 0.0, 1.0]])
+    y = torch.tensor([0, 2])
+    fisher = R.fisher_diagonal(model, X, y, variant="empirical")
+    p = 1.0 / C
+    expected_b = torch.zeros(C)
+    expected_w = torch.zeros(C, 3)
+    for x, label in zip(X, y):
+        g = -torch.full((C,), p)
+        g[label] += 1.0
+        expected_b += g ** 2 / 2
+        expected_w += torch.outer(g ** 2, x ** 2) / 2
+    assert torch.allclose(fisher["bias"], expected_b)
+    assert torch.allclose(fisher["weight"], expected_w)
+
+
+@pytest.mark.parametrize("variant", ["exact", "sampled", "empirical"])
+def test_vmap_fisher_matches_the_loop(variant):
+    model = small_mlp()
+    X, y = torch.rand(23, 5), torch.randint(0, 3, (23,))
+    fast = R.fisher_diagonal(model, X, y, variant=variant, chunk_size=5, seed=3)
+    slow = R.fisher_diagonal_loop(model, X, y, variant=variant, seed=3)
+    assert close_dicts(fast, slow, rtol=1e-4, atol=1e-10)
+    assert all(fast[k].shape == p.shape for k, p in model.named_parameters())
+
+
+def test_sampled_fisher_follows_the_seed():
+    model = small_mlp()
+    X = torch.rand(40, 5)
+    a = R.fisher_diagonal(model, X, variant="sampled", seed=1)
+    b = R.fisher_diagonal(model, X, variant="sampled", seed=1)
+    c = R.fisher_diagonal(model, X, variant="sampled", seed=2)
+    assert close_dicts(a, b) and not close_dicts(a, c)
+
+
+def test_sampled_equals_empirical_when_the_model_is_certain():
+    model = zero_softmax(3)
+    with torch.no_grad():
+        model.bias.copy_(torch.tensor([0.0, 50.0, 0.0]))  # p(class 1) = 1 for every input
+    X = torch.rand(10, 3)
+    sampled = R.fisher_diagonal(model, X, variant="sampled", seed=0)
+    empirical = R.fisher_diagonal(model, X, torch.ones(10, dtype=torch.int64), variant="empirical")
+    assert close_dicts(sampled, empirical)
+
+
+def test_fisher_in_eval_mode_and_mode_restored():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 3))
+    X = torch.rand(16, 4)
+    model.train()
+    a = R.fisher_diagonal(model, X)
+    b = R.fisher_diagonal(model, X)
+    assert close_dicts(a, b)  # dropout off: deterministic
+    assert model.training
+    assert close_dicts(a, R.fisher_diagonal_loop(model, X), rtol=1e-4, atol=1e-10)
+
+
+def test_fisher_skips_frozen_parameters():
+    model = small_mlp()
+    for p in model.body.parameters():
+        p.requires_grad_(False)
+    fisher = R.fisher_diagonal(model, torch.rand(6, 5))
+    assert set(fisher) == {"head.weight", "head.bias"}
+
+
+def test_batched_shortcut_batch_one_is_the_empirical_fisher():
+    model = small_mlp()
+    X, y = torch.rand(12, 5), torch.randint(0, 3, (12,))
+    shortcut = R.batched_fisher_shortcut(model, X, y, batch_size=1)
+    empirical = R.fisher_diagonal(model, X, y, variant="empirical")
+    assert close_dicts(shortcut, empirical, rtol=1e-4, atol=1e-10)
+
+
+def test_batched_shortcut_whole_batch_is_the_squared_mean_gradient():
+    model = small_mlp()
+    X, y = torch.rand(12, 5), torch.randint(0, 3, (12,))
+    loss = nn.functional.cross_entropy(model(X), y)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    shortcut = R.batched_fisher_shortcut(model, X, y, batch_size=12)
+    for (name, _), g in zip(model.named_parameters(), grads):
+        assert torch.allclose(shortcut[name], g ** 2, atol=1e-9)
+
+
+def test_batched_shortcut_is_much_smaller_than_the_per_sample_fisher():
+    torch.manual_seed(0)
+    model = small_mlp()
+    X, y = torch.rand(256, 5), torch.randint(0, 3, (256,))  # random labels: gradients disagree
+    per_sample = sum(f.sum().item() for f in R.fisher_diagonal(model, X, y, variant="empirical").values())
+    batched = sum(f.sum().item() for f in R.batched_fisher_shortcut(model, X, y, batch_size=64).values())
+    assert batched < per_sample / 5
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lam, error", [(-1.0, ValueError), (float("nan"), ValueError),
+                                        (float("inf"), ValueError), ("1", TypeError), (True, TypeError)])
+def test_bad_lambda(lam, error):
+    model = tiny_linear()
+    anchor = R.snapshot(model)
+    with pytest.raises(error, match="lam"):
+        R.l2_anchor_penalty(model, anchor, lam)
+    with pytest.raises(error, match="lam"):
+        R.ewc_penalty(model, anchor, anchor, lam)
+    with pytest.raises(error, match="lam"):
+        R.OnlineEWC(lam)
+
+
+def test_bad_anchor_and_fisher():
+    model = tiny_linear()
+    with pytest.raises(ValueError, match="shape"):
+        R.l2_anchor_penalty(model, {"weight": torch.zeros(2, 1)}, 1.0)
+    with pytest.raises(ValueError, match="not a parameter"):
+        R.l2_anchor_penalty(model, {"nonsense": torch.zeros(1)}, 1.0)
+    with pytest.raises(TypeError, match="dict"):
+        R.l2_anchor_penalty(model, [torch.zeros(1, 2)], 1.0)
+    with pytest.raises(TypeError, match="tensor"):
+        R.l2_anchor_penalty(model, {"bias": [0.0]}, 1.0)
+    anchor = R.snapshot(model)
+    with pytest.raises(ValueError, match="same parameters"):
+        R.ewc_penalty(model, {"bias": torch.ones(1)}, anchor, 1.0)
+    with pytest.raises(ValueError, match="shape"):
+        R.ewc_penalty(model, {"weight": torch.ones(2), "bias": torch.ones(1)}, anchor, 1.0)
+    with pytest.raises(TypeError, match="Module"):
+        R.l2_penalty("model", 1.0)
+    with pytest.raises(ValueError, match="lam_new"):
+        R.l2_sp_penalty(model, anchor, 1.0, lam_new=-2.0)
+
+
+def test_bad_online_ewc():
+    with pytest.raises(ValueError, match="gamma"):
+        R.OnlineEWC(1.0, gamma=1.5)
+    with pytest.raises(ValueError, match="gamma"):
+        R.OnlineEWC(1.0, gamma=-0.1)
+    model = tiny_linear()
+    ewc = R.OnlineEWC(1.0)
+    with pytest.raises(ValueError, match="shape"):
+        ewc.update(model, {"weight": torch.ones(3)})
+    ewc.update(model, {"bias": torch.ones(1)})
+    with pytest.raises(ValueError, match="same parameters"):
+        ewc.update(model, {"weight": torch.ones(1, 2)})
+
+
+def test_bad_stability_limit():
+    with pytest.raises(ValueError, match="non-empty"):
+        R.ewc_stability_limit(0.1, 1.0, {})
+    with pytest.raises(ValueError, match="lr"):
+        R.ewc_stability_limit(-0.1, 1.0, {"a": torch.ones(1)})
+    with pytest.raises(ValueError, match="non-finite"):
+        R.ewc_stability_limit(0.1, 1.0, {"a": torch.tensor([float("nan")])})
+
+
+@pytest.mark.parametrize("fn", [R.fisher_diagonal, R.fisher_diagonal_loop])
+def test_bad_fisher_input(fn):
+    model = small_mlp()
+    with pytest.raises(ValueError, match="non-empty"):
+        fn(model, torch.zeros(0, 5))
+    with pytest.raises(ValueError, match="variant"):
+        fn(model, torch.rand(3, 5), variant="true")
+    with pytest.raises(ValueError, match="labels"):
+        fn(model, torch.rand(3, 5), variant="empirical")
+    with pytest.raises(ValueError, match=r"\(3,\)"):
+        fn(model, torch.rand(3, 5), torch.zeros(4, dtype=torch.int64), variant="empirical")
+    with pytest.raises(TypeError, match="tensor"):
+        fn(model, [[0.0] * 5])
+    with pytest.raises(TypeError, match="Module"):
+        fn(lambda x: x, torch.rand(3, 5))
+    fk.freeze(model)
+    with pytest.raises(ValueError, match="no trainable"):
+        fn(model, torch.rand(3, 5))
+
+
+def test_bad_chunk_and_batch_size():
+    model = small_mlp()
+    X, y = torch.rand(4, 5), torch.randint(0, 3, (4,))
+    with pytest.raises(ValueError, match="chunk_size"):
+        R.fisher_diagonal(model, X, chunk_size=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        R.batched_fisher_shortcut(model, X, y, batch_size=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        R.batched_fisher_shortcut(model, X[:0], y[:0])
+
+
+def test_returned_fisher_is_finite_and_nonnegative():
+    model = small_mlp()
+    fisher = R.fisher_diagonal(model, torch.rand(9, 5), variant="exact")
+    assert all(torch.isfinite(f).all() and (f >= 0).all() for f in fisher.values())
+    assert math.isfinite(R.ewc_stability_limit(0.1, 1.0, fisher))
+
+
+# ------------------------------------------------------------------------------------------
+# The lesson's exercise check
+# ------------------------------------------------------------------------------------------
+
+
+def test_check_ewc_penalty_verdicts(capsys):
+    assert fk.exercises.check_ewc_penalty(R.ewc_penalty) is R.ewc_penalty
+    assert "PASSED" in capsys.readouterr().out
+
+    def not_done(model, fisher, anchor, lam):
+        raise NotImplementedError
+
+    assert fk.exercises.check_ewc_penalty(not_done) is R.ewc_penalty
+    assert "NOT DONE" in capsys.readouterr().out
+
+    def no_half(model, fisher, anchor, lam):  # forgets the 1/2
+        return 2 * R.ewc_penalty(model, fisher, anchor, lam)
+
+    def as_float(model, fisher, anchor, lam):  # .item() cuts the gradient
+        return R.ewc_penalty(model, fisher, anchor, lam).item()
+
+    def all_params(model, fisher, anchor, lam):  # assumes fisher names every parameter
+        params = dict(model.named_parameters())
+        return 0.5 * lam * sum((fisher[n] * (params[n] - anchor[n]) ** 2).sum() for n in params)
+
+    for wrong in (no_half, as_float, all_params):
+        assert fk.exercises.check_ewc_penalty(wrong) is R.ewc_penalty
+        assert "WRONG" in capsys.readouterr().out
