@@ -320,24 +320,23 @@ def lora_layers(model: nn.Module) -> list[LoRALinear]:
     return [m for m in model.modules() if isinstance(m, LoRALinear)]
 
 
-def merge_lora(model: nn.Module) -> nn.Module:
-    """``merge()`` every LoRA layer of ``model``; returns it. Raises ValueError if it has none."""
+def _for_each_lora(model: nn.Module, action: str) -> nn.Module:
     layers = lora_layers(model)
     if not layers:
         raise ValueError("the model has no LoRALinear layers: call apply_lora first")
     for layer in layers:
-        layer.merge()
+        getattr(layer, action)()
     return model
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """``merge()`` every LoRA layer of ``model``; returns it. Raises ValueError if it has none."""
+    return _for_each_lora(model, "merge")
 
 
 def unmerge_lora(model: nn.Module) -> nn.Module:
-    """``unmerge()`` every LoRA layer of ``model``; returns it."""
-    layers = lora_layers(model)
-    if not layers:
-        raise ValueError("the model has no LoRALinear layers: call apply_lora first")
-    for layer in layers:
-        layer.unmerge()
-    return model
+    """``unmerge()`` every LoRA layer of ``model``; returns it. Raises ValueError if it has none."""
+    return _for_each_lora(model, "unmerge")
 
 
 def lora_parameter_count(d_in: int, d_out: int, rank: int) -> int:
