@@ -194,3 +194,13 @@ def test_check_xy_bad_input() -> None:
         check_xy(torch.zeros(3, 2), torch.zeros(2))
     with pytest.raises(ValueError, match=r"y must have shape \(3,\)"):
         check_xy(torch.zeros(3, 2), torch.zeros(3, 1))
+
+
+def test_fast_digits_reader_matches_scikit_learn():
+    from sklearn.datasets import load_digits
+
+    from forgetkit.data import _read_digits
+
+    pixels, labels = _read_digits()
+    reference = load_digits()
+    assert np.array_equal(pixels, reference.data) and np.array_equal(labels, reference.target)
