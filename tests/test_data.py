@@ -197,6 +197,7 @@ def test_check_xy_bad_input() -> None:
 
 
 def test_fast_digits_reader_matches_scikit_learn():
+    import numpy as np
     from sklearn.datasets import load_digits
 
     from forgetkit.data import _read_digits
