@@ -15,12 +15,23 @@ One module per concept, each readable top to bottom:
 - ``interference``: gradient cosines, first-order loss change, A-GEM and PCGrad
 - ``regularizers``: L2, L2-SP and EWC penalties, online EWC, the per-sample diagonal Fisher (torch.func)
 - ``representations``: per-layer weight and representation drift (linear CKA), restoring layers, attention stats
+- ``capstone``: a general LM becomes a clinical specialist; every mitigation compared over seeds
+  (``bench``: the same comparison on the command line, ``forgetkit-bench``)
 - ``plots``: the course's pictures and colours
 - ``widgets``: interactive explorers over precomputed results
 - ``exercises``: checks for the lessons' exercises, with fallbacks
 """
 
-from . import exercises, interference, interpolation, peft, replay, representations, widgets
+from . import (
+    capstone,
+    exercises,
+    interference,
+    interpolation,
+    peft,
+    replay,
+    representations,
+    widgets,
+)
 from .data import (
     Task,
     digits_task,

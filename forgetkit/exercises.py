@@ -372,6 +372,47 @@ def check_interpolation_sweep(fn: Callable) -> Callable:
     return fn if chosen is learner else wise_ft_sweep
 
 
+def check_recipe(fn: Callable, results, targets=None) -> Callable:
+    """Lesson 09: ``fn(results, targets)`` returns a recipe ``{"method", "strength", "steps"}`` that
+    meets BOTH targets on the mean over the comparison's seeds.
+
+    The recipe is evaluated for real: read from ``results`` (a ``forgetkit.capstone.Results``) when
+    it was part of the comparison, else fine-tuned now under the same seeds. The verdict names the
+    target it missed. Falls back to ``forgetkit.capstone.reference_recipe``.
+    """
+    from .capstone import Targets, evaluate_recipe, reference_recipe
+
+    name = "choose_recipe"
+    targets = targets or Targets()
+    if not callable(fn):
+        raise TypeError(f"{name}: expected your function, got {type(fn).__name__}")
+    hint = ("a recipe is a dict such as {'method': 'ewc', 'strength': 300.0, 'steps': 30}; use the dashboard or "
+            "loop over results.summary() to find an entry with forgetting_mean <= targets.max_forgetting and "
+            "learning_mean >= targets.min_learning.")
+    try:
+        recipe = fn(results, targets)
+    except NotImplementedError:
+        return _fallback(name, "NOT DONE", f"Exercise '{name}' is not done yet.", reference_recipe)
+    except Exception as err:  # a learner's bug must not stop the lesson
+        return _fallback(name, "WRONG", f"Exercise '{name}': your function raised {type(err).__name__}: {err}\n"
+                         f"  Hint: {hint}", reference_recipe)
+    try:
+        entry = evaluate_recipe(recipe, results)
+    except (TypeError, ValueError) as err:
+        return _fallback(name, "WRONG", f"Exercise '{name}': {err}\n  Hint: {hint}", reference_recipe)
+    measured = (f"forgetting {100 * entry['forgetting_mean']:.1f}% +- {100 * entry['forgetting_std']:.1f}, "
+                f"learning {100 * entry['learning_mean']:.1f}% +- {100 * entry['learning_std']:.1f} "
+                f"(mean +- std over {entry['n']} seeds)")
+    missed = targets.failures(entry["forgetting_mean"], entry["learning_mean"])
+    if missed:
+        return _fallback(name, "WRONG", f"Exercise '{name}': your recipe {recipe} gives {measured}.\n  "
+                         + "\n  ".join(missed) + f"\n  Hint: {hint}", reference_recipe)
+    _RESULTS[name] = "PASSED"
+    print(f"PASSED  Exercise '{name}': your recipe {recipe} meets both targets: {measured}. "
+          "The lesson now uses your function.")
+    return fn
+
+
 def check_ewc_penalty(fn: Callable) -> Callable:
     """Lesson 05: ``fn(model, fisher, anchor, lam)`` = lam/2 * sum_i F_i (theta_i - anchor_i)^2,
     a scalar tensor that gradients flow through (Kirkpatrick et al., 2017)."""

@@ -1,0 +1,65 @@
+"""forgetkit-bench (``python -m forgetkit.bench``): help, a tiny end-to-end run, clear errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from test_capstone import tiny_base  # tests/ is on sys.path (pytest's rootdir-relative import)
+
+from forgetkit import bench, capstone
+
+
+def test_help_runs_as_a_module():
+    done = subprocess.run([sys.executable, "-m", "forgetkit.bench", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    for word in ("--seeds", "--methods", "--steps", "--out", "replay", "lora"):
+        assert word in done.stdout
+
+
+def test_tiny_run_writes_both_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(capstone, "pretrained_lm", tiny_base)
+    out = tmp_path / "bench-out"
+    code = bench.main(["--seeds", "2", "--methods", "naive,wise-ft,head-only", "--strengths", "wise-ft=0.5",
+                       "--steps", "3", "--batch-size", "2", "--out", str(out), "--no-progress"])
+    assert code == 0
+    table = (out / "leaderboard.md").read_text()
+    assert "| naive |" in table and "| wise-ft | alpha = 0.5 |" in table and "| head-only |" in table
+    assert "2 seed(s)" in table
+    assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "naive,magic"], "unknown method"),
+    (["--methods", ","], "--methods is empty"),
+    (["--steps", "-5"], "--steps"),
+    (["--steps", "0"], "--steps"),
+    (["--seeds", "0"], "--seeds"),
+    (["--seeds", "two"], "--seeds"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--strengths", "lora=2.5", "--methods", "lora"], "whole number"),
+    (["--strengths", "ewc=abc", "--methods", "ewc"], "must be numbers"),
+    (["--strengths", "ewc=10", "--methods", "lora"], "not among --methods"),
+    (["--strengths", "replay"], "METHOD=V1,V2"),
+    (["--strengths", "replay=1.0"], "replay strength"),
+])
+def test_bad_input_is_a_clear_usage_error(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as info:
+        bench.main([*args, "--out", str(tmp_path / "x")])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_out_must_be_given_and_be_a_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--seeds", "1"])
+    assert "--out" in capsys.readouterr().err
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(SystemExit):
+        bench.main(["--out", str(a_file)])
+    assert "not a folder" in capsys.readouterr().err
