@@ -262,7 +262,7 @@ def _fisher_pairs(model: nn.Module, X: Tensor, y: Tensor | None, variant: str,
 
 
 def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, variant: str = "exact",
-                    chunk_size: int = 256, seed: int | None = None) -> Params:
+                    chunk_size: int = 64, seed: int | None = None) -> Params:
     """The per-sample diagonal Fisher F_i = E_x E_{c ~ q(.|x)} [(d log p(c|x) / d theta_i)^2].
 
     X is (N, ...) (the inputs of the old task), y (N,) its labels (only the "empirical" variant
@@ -275,7 +275,9 @@ def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, varian
 
     Per-example gradients come from ``torch.func`` (``functional_call`` + ``grad`` under
     ``vmap``), ``chunk_size`` (example, class) pairs at a time to bound memory
-    (about chunk_size x number of parameters floats). The model is put in eval mode (dropout
+    (about chunk_size x number of parameters floats; on a CPU, keeping each chunk's largest
+    gradient below ~32 MB lets the allocator reuse memory instead of faulting in fresh pages,
+    which is why the default is small). The model is put in eval mode (dropout
     off, batch-norm on running statistics) and restored afterwards. Returns a dict
     name -> tensor shaped like each trainable parameter, on the model's device.
     """

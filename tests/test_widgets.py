@@ -55,3 +55,20 @@ def test_sweep_explorer_bad_input():
 
 def test_widgets_module_is_exported():
     assert fk.widgets.sweep_explorer is sweep_explorer
+
+
+def test_accuracy_matrix_explorer_redraws_and_handles_a_diverged_run():
+    from forgetkit.widgets import accuracy_matrix_explorer
+
+    R = np.array([[0.9, 0.1], [0.5, 0.95]])
+    explorer = accuracy_matrix_explorer([R, None, R * 0.5], [1.0, 10.0, 100.0], name="lambda")
+    slider = explorer.children[0]
+    assert slider.value == 10.0  # the middle value: the diverged run draws a message, not an error
+    start = time.perf_counter()
+    for value in (1.0, 100.0):
+        slider.value = value
+        explorer.update()
+    assert time.perf_counter() - start < 5.0
+    plt.close("all")
+    with pytest.raises(ValueError, match="one matrix per value"):
+        accuracy_matrix_explorer([R], [1.0, 2.0])

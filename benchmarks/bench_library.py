@@ -1,0 +1,170 @@
+"""Time forgetkit's hot paths and print a markdown table (also written to bench-results/library.md).
+
+What is timed (each the minimum wall time over ``--repeats`` runs, after one warm-up):
+
+- the per-sample diagonal Fisher of the lesson-05 MLP (64-256-256-10, trained briefly on digits)
+  on N = 1000 examples: ``fisher_diagonal`` (torch.func: vmap over per-sample gradients) against
+  ``fisher_diagonal_loop`` (one backward pass per example), for the "empirical" and "sampled"
+  variants. The two must agree (rtol 1e-4; asserted), and the issue that introduced them asks the
+  torch.func version to be at least 5x faster: the script exits 1 when it is not.
+- the "exact" Fisher (10 classes per example) with torch.func, N = 1000, for scale;
+- one ``fk.fit`` of that MLP (300 SGD steps, batch 64), without and with an EWC penalty hook, on
+  1 and on 2 CPU threads (the course uses 1: ``fk.pick_device``);
+- the step rate of ``fk.fit_lm`` on the course's TinyLM, on 1 and 2 threads.
+
+Usage (from the repository root)::
+
+    python benchmarks/bench_library.py                 # the course's thread count, 3 repeats
+    python benchmarks/bench_library.py --threads 2 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing forgetkit
+
+import forgetkit as fk  # noqa: E402
+from forgetkit import regularizers as R  # noqa: E402
+
+RESULTS_DIR = ROOT / "bench-results"
+NUM_FISHER_EXAMPLES = 1000
+REQUIRED_SPEEDUP = 5.0
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Minimum wall-clock seconds of ``fn()`` over ``repeats`` runs, after one warm-up run."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def lesson_mlp(seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The lesson's MLP after a short training on plain digits, and 1000 training examples."""
+    fk.seed_everything(seed)
+    task = fk.permuted_digits(1, seed=seed)[0]
+    model = fk.MLP((64, 256, 256, 10))
+    fk.fit(model, task.X_train, task.y_train, num_steps=200, lr=0.1, seed=seed, progress=False)
+    return model, task.X_train[:NUM_FISHER_EXAMPLES], task.y_train[:NUM_FISHER_EXAMPLES]
+
+
+def bench_fisher(repeats: int) -> tuple[list[list[str]], list[float]]:
+    """Rows for the Fisher comparison and the speed-ups (loop time / torch.func time)."""
+    model, X, y = lesson_mlp()
+    rows, speedups = [], []
+    for variant in ("empirical", "sampled"):
+        fast = R.fisher_diagonal(model, X, y, variant=variant, seed=0)
+        slow = R.fisher_diagonal_loop(model, X, y, variant=variant, seed=0)
+        for name in fast:
+            assert torch.allclose(fast[name], slow[name], rtol=1e-4, atol=1e-9), (
+                f"torch.func and loop Fishers differ on {name} ({variant}): expected equal values (rtol 1e-4)")
+        t_fast = best_time(lambda v=variant: R.fisher_diagonal(model, X, y, variant=v, seed=0), repeats)
+        t_slow = best_time(lambda v=variant: R.fisher_diagonal_loop(model, X, y, variant=v, seed=0), repeats)
+        speedups.append(t_slow / t_fast)
+        n = len(X)
+        rows.append([f"Fisher ({variant}), N={n}: torch.func vmap", f"{t_fast * 1e3:.0f} ms",
+                     f"{n / t_fast:,.0f} examples/s", f"{t_slow / t_fast:.1f}x faster than the loop; values equal"])
+        rows.append([f"Fisher ({variant}), N={n}: Python loop", f"{t_slow * 1e3:.0f} ms",
+                     f"{n / t_slow:,.0f} examples/s", "reference"])
+    t_exact = best_time(lambda: R.fisher_diagonal(model, X, variant="exact"), repeats)
+    rows.append([f"Fisher (exact, 10 classes), N={len(X)}: torch.func vmap", f"{t_exact * 1e3:.0f} ms",
+                 f"{len(X) / t_exact:,.0f} examples/s", "10 gradients per example"])
+    return rows, speedups
+
+
+def with_threads(num_threads: int, fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` run with ``num_threads`` CPU threads (the previous count is restored afterwards)."""
+    def run() -> object:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(num_threads)
+        try:
+            return fn()
+        finally:
+            torch.set_num_threads(previous)
+    return run
+
+
+def bench_fit(repeats: int, thread_counts: tuple[int, ...], num_steps: int = 300) -> list[list[str]]:
+    """Rows for one fit() of the lesson's MLP, plain and with an EWC penalty, per thread count."""
+    model, X, y = lesson_mlp()
+    fisher, anchor = R.fisher_diagonal(model, X[:100], variant="sampled", seed=0), R.snapshot(model)
+    task = fk.permuted_digits(2, seed=0)[1]
+    rows = []
+    for threads in thread_counts:
+        for label, hook in (("fit: MLP, SGD", None),
+                            ("fit: MLP, SGD + EWC penalty", lambda m: R.ewc_penalty(m, fisher, anchor, 1.0))):
+            def run(hook=hook) -> None:
+                trained = fk.MLP((64, 256, 256, 10))
+                trained.load_state_dict(model.state_dict())
+                fk.fit(trained, task.X_train, task.y_train, num_steps=num_steps, lr=0.05, batch_size=64,
+                       seed=0, extra_loss=hook, progress=False)
+            seconds = best_time(with_threads(threads, run), repeats)
+            rows.append([f"{label} ({num_steps} steps, batch 64)", f"{seconds * 1e3:.0f} ms",
+                         f"{num_steps / seconds:,.0f} steps/s", f"{threads} thread{'s' if threads > 1 else ''}"])
+    return rows
+
+
+def bench_fit_lm(repeats: int, thread_counts: tuple[int, ...], num_steps: int = 50) -> list[list[str]]:
+    """Rows for the step rate of fit_lm on the course's TinyLM (base-model size), per thread count."""
+    from forgetkit.pretrained import BASE_MODEL
+
+    tokens = fk.language_tokens("french", "train", 500, seed=0)
+    vocab_size = fk.CharTokenizer().vocab_size
+
+    def run() -> None:
+        torch.manual_seed(0)
+        model = fk.TinyLM(vocab_size, **BASE_MODEL)
+        fk.fit_lm(model, tokens, num_steps=num_steps, batch_size=16, seed=0, progress=False)
+
+    config = ", ".join(f"{k}={v}" for k, v in BASE_MODEL.items())
+    rows = []
+    for threads in thread_counts:
+        seconds = best_time(with_threads(threads, run), repeats)
+        rows.append([f"fit_lm: TinyLM ({config}), batch 16", f"{seconds * 1e3:.0f} ms / {num_steps} steps",
+                     f"{num_steps / seconds:,.0f} steps/s", f"{threads} thread{'s' if threads > 1 else ''}"])
+    return rows
+
+
+def markdown_table(rows: list[list[str]], header: str) -> str:
+    lines = [header, "", "| what | time | rate | note |", "|---|---:|---:|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns 1 when the torch.func Fisher misses the 5x requirement."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per row; the minimum is kept")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: the course's, $FORGETKIT_THREADS or 1)")
+    args = parser.parse_args(argv)
+    fk.pick_device("cpu", num_threads=args.threads)  # the course's thread policy ($FORGETKIT_THREADS, else 1)
+
+    fisher_rows, speedups = bench_fisher(args.repeats)
+    thread_counts = (1, 2)  # the course runs on 1 thread (fk.pick_device); is a second one worth it?
+    rows = fisher_rows + bench_fit(args.repeats, thread_counts) + bench_fit_lm(args.repeats, thread_counts)
+    header = (f"forgetkit library benchmark: torch {torch.__version__}, {fk.describe_device(torch.device('cpu'))} "
+              f"(Fisher rows), min of {args.repeats} runs after a warm-up")
+    slowest = min(speedups)
+    verdict = (f"torch.func Fisher vs Python loop at N={NUM_FISHER_EXAMPLES}: {slowest:.1f}x at worst "
+               f"(required: >= {REQUIRED_SPEEDUP:.0f}x) -> {'ok' if slowest >= REQUIRED_SPEEDUP else 'BELOW REQUIREMENT'}")
+    table = markdown_table(rows, header) + "\n" + verdict + "\n"
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "library.md").write_text(table, encoding="utf-8")
+    print(table, end="")
+    return 0 if slowest >= REQUIRED_SPEEDUP else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
