@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -251,8 +252,12 @@ _BUILDERS = {"SVO": _build_svo, "SOV": _build_sov}
 _LEXICON_SEED = {"french": 11, "japanese": 22, "general": 33, "clinical": 44}
 
 
+@lru_cache(maxsize=None)
 def make_language(name: str) -> Language:
-    """One of ``LANGUAGE_NAMES``. The lexicon is fixed (it does not depend on the lesson seed)."""
+    """One of ``LANGUAGE_NAMES``. The lexicon is fixed (it does not depend on the lesson seed).
+
+    Built once per process and shared: treat the returned language as read-only.
+    """
     if name not in LANGUAGE_NAMES:
         raise ValueError(f"unknown language {name!r}: expected one of {LANGUAGE_NAMES}")
     rng = np.random.default_rng(_LEXICON_SEED[name])

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -80,7 +81,11 @@ def pretrained_lm(language: str = "french", seed: int | None = None, device: tor
     model = _load(path, _recipe(language, seed))
     if model is None:
         model = train_base_lm(language, seed, progress)
-        _save_atomically(path, model, _recipe(language, seed))
+        try:
+            _save_atomically(path, model, _recipe(language, seed))
+        except OSError as err:  # a read-only or full cache folder costs time, never the lesson
+            warnings.warn(f"could not cache the base model in {path.parent} ({err}); it will be "
+                          f"trained again next time. Set {CACHE_ENV_VAR} to a writable folder.", stacklevel=2)
     return model.to(device).eval()
 
 
@@ -107,6 +112,7 @@ def _save_atomically(path: Path, model: TinyLM, recipe: dict) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a shared (JupyterHub) cache must be readable
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

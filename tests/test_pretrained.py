@@ -199,9 +199,16 @@ def test_a_failed_write_leaves_no_file(monkeypatch: pytest.MonkeyPatch, tiny_cac
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        fk.pretrained_lm("french", seed=0, progress=False)
+    with pytest.warns(UserWarning, match="could not cache the base model"):
+        model = fk.pretrained_lm("french", seed=0, progress=False)  # the lesson still gets its model
+    assert isinstance(model, fk.TinyLM)
     assert files(tiny_cache) == []  # neither a half-written file nor a .tmp
+
+
+def test_cache_files_are_readable_by_everyone(tiny_cache: Path) -> None:
+    fk.pretrained_lm("french", seed=0, progress=False)
+    (path,) = files(tiny_cache)
+    assert (tiny_cache / path).stat().st_mode & 0o777 == 0o644, "a shared cache must be readable by other users"
 
 
 @pytest.mark.parametrize("language", ["klingon", "French", 3])
