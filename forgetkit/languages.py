@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -252,7 +252,7 @@ _BUILDERS = {"SVO": _build_svo, "SOV": _build_sov}
 _LEXICON_SEED = {"french": 11, "japanese": 22, "general": 33, "clinical": 44}
 
 
-@lru_cache(maxsize=None)
+@cache
 def make_language(name: str) -> Language:
     """One of ``LANGUAGE_NAMES``. The lexicon is fixed (it does not depend on the lesson seed).
 
