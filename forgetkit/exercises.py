@@ -71,13 +71,10 @@ def check_function(name: str, learner_fn: Callable, reference_fn: Callable, case
     for k, make_case in enumerate(cases):
         args, kwargs = make_case()
         expected = reference_fn(*copy.deepcopy(args), **copy.deepcopy(kwargs))
-        try:
-            got = learner_fn(*copy.deepcopy(args), **copy.deepcopy(kwargs))
-        except NotImplementedError:
-            return _fallback(name, "NOT DONE", f"Exercise '{name}' is not done yet.", reference_fn)
-        except Exception as err:  # a learner's bug must not stop the lesson
-            return _fallback(name, "WRONG", f"Exercise '{name}': hidden case {k + 1} raised "
-                             f"{type(err).__name__}: {err}\n  Hint: {hint}", reference_fn)
+        failed, got = _call_learner(name, learner_fn, (copy.deepcopy(args), copy.deepcopy(kwargs)),
+                                    reference_fn, hint, f"hidden case {k + 1}")
+        if failed:
+            return got
         try:
             same = compare(expected, got)
         except Exception:  # an answer of the wrong kind (a str where an array belongs ...) is wrong, not a crash
@@ -85,10 +82,27 @@ def check_function(name: str, learner_fn: Callable, reference_fn: Callable, case
         if not same:
             return _fallback(name, "WRONG", f"Exercise '{name}': hidden case {k + 1} expected "
                              f"{_short(expected)}, got {_short(got)}.\n  Hint: {hint}", reference_fn)
-    _RESULTS[name] = "PASSED"
-    print(f"PASSED: Exercise '{name}': your function agrees with the reference on {len(cases)} hidden cases. "
-          "The lesson now uses your function.")
+    _passed(name, f"your function agrees with the reference on {len(cases)} hidden cases.")
     return learner_fn
+
+
+def _call_learner(name: str, learner_fn: Callable, call: tuple[tuple, dict], reference_fn: Callable,
+                  hint: str, where: str) -> tuple[bool, Any]:
+    """``(False, result)`` of the learner's function, or ``(True, fallback)`` when it is not done
+    (``NotImplementedError``) or raises: a learner's bug must not stop the lesson."""
+    args, kwargs = call
+    try:
+        return False, learner_fn(*args, **kwargs)
+    except NotImplementedError:
+        return True, _fallback(name, "NOT DONE", f"Exercise '{name}' is not done yet.", reference_fn)
+    except Exception as err:
+        return True, _fallback(name, "WRONG", f"Exercise '{name}': {where} raised {type(err).__name__}: {err}\n"
+                               f"  Hint: {hint}", reference_fn)
+
+
+def _passed(name: str, message: str) -> None:
+    _RESULTS[name] = "PASSED"
+    print(f"PASSED: Exercise '{name}': {message} The lesson now uses your function.")
 
 
 def _fallback(name: str, status: str, message: str, reference_fn: Callable) -> Callable:
@@ -389,13 +403,9 @@ def check_recipe(fn: Callable, results, targets=None) -> Callable:
     hint = ("a recipe is a dict such as {'method': 'ewc', 'strength': 300.0, 'steps': 30}; use the dashboard or "
             "loop over results.summary() to find an entry with forgetting_mean <= targets.max_forgetting and "
             "learning_mean >= targets.min_learning.")
-    try:
-        recipe = fn(results, targets)
-    except NotImplementedError:
-        return _fallback(name, "NOT DONE", f"Exercise '{name}' is not done yet.", reference_recipe)
-    except Exception as err:  # a learner's bug must not stop the lesson
-        return _fallback(name, "WRONG", f"Exercise '{name}': your function raised {type(err).__name__}: {err}\n"
-                         f"  Hint: {hint}", reference_recipe)
+    failed, recipe = _call_learner(name, fn, ((results, targets), {}), reference_recipe, hint, "your function")
+    if failed:
+        return recipe
     try:
         entry = evaluate_recipe(recipe, results)
     except (TypeError, ValueError) as err:
@@ -407,9 +417,7 @@ def check_recipe(fn: Callable, results, targets=None) -> Callable:
     if missed:
         return _fallback(name, "WRONG", f"Exercise '{name}': your recipe {recipe} gives {measured}.\n  "
                          + "\n  ".join(missed) + f"\n  Hint: {hint}", reference_recipe)
-    _RESULTS[name] = "PASSED"
-    print(f"PASSED  Exercise '{name}': your recipe {recipe} meets both targets: {measured}. "
-          "The lesson now uses your function.")
+    _passed(name, f"your recipe {recipe} meets both targets: {measured}.")
     return fn
 
 
