@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .training import eval_mode
+
 StateDict = Mapping[str, Tensor]
 
 
@@ -99,11 +101,9 @@ def _evaluate_states(model: nn.Module, states: Iterable[StateDict], eval_fns: Ev
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _check_eval_fns(eval_fns)
     original = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    was_training = model.training
     results: dict[str, list[float]] = {name: [] for name in eval_fns}
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             for state in states:
                 model.load_state_dict(state)
                 for name, fn in eval_fns.items():
@@ -115,7 +115,6 @@ def _evaluate_states(model: nn.Module, states: Iterable[StateDict], eval_fns: Ev
                     results[name].append(float(value))
     finally:
         model.load_state_dict(original)
-        model.train(was_training)
     return {name: np.asarray(values, dtype=float) for name, values in results.items()}
 
 

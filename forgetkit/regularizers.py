@@ -37,7 +37,7 @@ from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
 from .seeding import make_generator
-from .training import model_device
+from .training import eval_mode, model_device
 
 Params = dict[str, Tensor]
 FISHER_VARIANTS = ("exact", "sampled", "empirical")
@@ -285,9 +285,7 @@ def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, varian
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     device = model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         trainable = {name: p.detach() for name, p in trainable_parameters(model).items()}
         fixed = {name: p.detach() for name, p in model.named_parameters() if name not in trainable}
         fixed.update(dict(model.named_buffers()))
@@ -304,8 +302,6 @@ def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, varian
             grads = per_pair_grads(trainable, X[r.cpu()].to(device), c)
             for name, g in grads.items():  # g: (pairs, *param.shape), squared in place, then weighted sum
                 fisher[name] += (w @ g.mul_(g).flatten(1)).view_as(fisher[name])
-    finally:
-        model.train(was_training)
     return {name: f / len(X) for name, f in fisher.items()}
 
 
@@ -318,9 +314,7 @@ def fisher_diagonal_loop(model: nn.Module, X: Tensor, y: Tensor | None = None, v
     """
     _check_fisher_inputs(model, X, y, variant)
     device = model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         trainable = trainable_parameters(model)
         names, params = list(trainable), list(trainable.values())
         fisher = {name: torch.zeros_like(p) for name, p in trainable.items()}
@@ -329,8 +323,6 @@ def fisher_diagonal_loop(model: nn.Module, X: Tensor, y: Tensor | None = None, v
             log_p = F.log_softmax(model(X[r : r + 1].to(device)), dim=-1)[0, c]
             for name, g in zip(names, torch.autograd.grad(log_p, params)):
                 fisher[name] += w * g.pow(2)
-    finally:
-        model.train(was_training)
     return {name: f / len(X) for name, f in fisher.items()}
 
 
@@ -348,9 +340,7 @@ def batched_fisher_shortcut(model: nn.Module, X: Tensor, y: Tensor, batch_size: 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     device = model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         trainable = trainable_parameters(model)
         fisher = {name: torch.zeros_like(p) for name, p in trainable.items()}
         num_batches = 0
@@ -360,6 +350,4 @@ def batched_fisher_shortcut(model: nn.Module, X: Tensor, y: Tensor, batch_size: 
             for name, g in zip(trainable, torch.autograd.grad(loss, list(trainable.values()))):
                 fisher[name] += g.pow(2)
             num_batches += 1
-    finally:
-        model.train(was_training)
     return {name: f / num_batches for name, f in fisher.items()}

@@ -24,7 +24,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .models import TinyLM
-from .training import model_device
+from .training import eval_mode, model_device
 
 StateDict = Mapping[str, Tensor]
 
@@ -154,12 +154,8 @@ def _run_in_eval_mode(model: TinyLM, idx: Tensor, method: str) -> list[Tensor]:
         raise TypeError(f"model must be a forgetkit TinyLM, got {type(model).__name__}")
     if not isinstance(idx, Tensor):
         raise TypeError(f"idx must be an int64 tensor of shape (B, T), got {type(idx).__name__}")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return getattr(model, method)(idx.to(model_device(model)))
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()

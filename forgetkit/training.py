@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -50,6 +51,18 @@ def progress_enabled(progress: bool | None) -> bool:
     if progress is not None:
         return bool(progress)
     return os.environ.get("FORGETKIT_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``with eval_mode(model):`` runs the block in eval mode (dropout off, batch-norm on running
+    statistics) and puts back the mode the model had, also when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -117,11 +130,8 @@ def train(
 
     def record(step: int) -> None:
         if eval_fn is not None:
-            was_training = model.training
-            model.eval()
-            with torch.no_grad():
+            with eval_mode(model), torch.no_grad():
                 history.evals.append({k: float(v) for k, v in eval_fn(model).items()})
-            model.train(was_training)
             history.eval_steps.append(step)
 
     if eval_every:
@@ -182,15 +192,13 @@ def evaluate(model: nn.Module, X: Tensor, y: Tensor, batch_size: int = 2048) -> 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     device = model_device(model)
-    was_training = model.training
-    model.eval()
     total_loss, correct = 0.0, 0
-    for start in range(0, len(y), batch_size):
-        xb, yb = X[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
-        logits = model(xb)
-        total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == yb).sum().item()
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(y), batch_size):
+            xb, yb = X[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+            logits = model(xb)
+            total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == yb).sum().item()
     return {"loss": total_loss / len(y), "accuracy": correct / len(y)}
 
 
@@ -227,8 +235,6 @@ def evaluate_lm(model: nn.Module, tokens: Tensor, max_windows: int = 256) -> flo
     """Mean next-character loss (nats per character) over fixed, non-overlapping windows of ``tokens``."""
     x, y = lm_windows(tokens, model.block_size, max_windows)
     device = model_device(model)
-    was_training = model.training
-    model.eval()
-    _, loss = model(x.to(device), y.to(device))
-    model.train(was_training)
+    with eval_mode(model):
+        _, loss = model(x.to(device), y.to(device))
     return float(loss)

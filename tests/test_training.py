@@ -288,3 +288,23 @@ def test_fit_and_evaluate_move_cpu_data_to_the_models_gpu() -> None:
     tokens = fk.language_tokens("french", num_sentences=20, seed=0)
     fit_lm(lm, tokens, num_steps=2, progress=False)
     assert math.isfinite(evaluate_lm(lm, tokens))
+
+
+def test_eval_mode_restores_the_mode_even_when_the_block_raises():
+    from forgetkit.training import eval_mode
+
+    model = fk.MLP((4, 3, 2))
+    model.train()
+    with eval_mode(model):
+        assert not model.training
+    assert model.training
+    try:
+        with eval_mode(model):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert model.training
+    model.eval()
+    with eval_mode(model):
+        pass
+    assert not model.training
