@@ -261,8 +261,45 @@ def _fisher_pairs(model: nn.Module, X: Tensor, y: Tensor | None, variant: str,
     return rows, classes, probs.reshape(-1)
 
 
+def _outer_product_layers(model: nn.Module, x1: Tensor, trainable: Params) -> dict[str, nn.Linear]:
+    """The ``nn.Linear`` layers whose Fisher can come from outer products (see ``fisher_diagonal``).
+
+    A layer qualifies when one example's forward pass (``x1``, shape (1, ...)) calls it exactly
+    once, on an input of shape (1, in_features) (one row: no sequence positions to sum over),
+    its weight and bias are not shared with another module, and at least one of them trains.
+    Returns a dict module name -> module.
+    """
+    by_id: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        by_id.setdefault(id(p), []).append(name)
+    shared = {name for names in by_id.values() if len(names) > 1 for name in names}
+    linears = {name: m for name, m in model.named_modules() if type(m) is nn.Linear}
+    calls: dict[str, list[tuple[int, ...]]] = {name: [] for name in linears}
+
+    def record(name: str) -> Callable:
+        return lambda module, args, out: calls[name].append(tuple(args[0].shape))
+
+    handles = [m.register_forward_hook(record(name)) for name, m in linears.items()]
+    try:
+        with torch.no_grad():
+            model(x1)
+    finally:
+        for handle in handles:
+            handle.remove()
+    chosen = {}
+    for name, m in linears.items():
+        own = [_param_name(name, p) for p, _ in m.named_parameters(recurse=False)]
+        if calls[name] == [(1, m.in_features)] and not shared.intersection(own) and any(n in trainable for n in own):
+            chosen[name] = m
+    return chosen
+
+
+def _param_name(module_name: str, param: str) -> str:
+    return f"{module_name}.{param}" if module_name else param
+
+
 def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, variant: str = "exact",
-                    chunk_size: int = 64, seed: int | None = None) -> Params:
+                    chunk_size: int = 128, seed: int | None = None, outer_product: bool = True) -> Params:
     """The per-sample diagonal Fisher F_i = E_x E_{c ~ q(.|x)} [(d log p(c|x) / d theta_i)^2].
 
     X is (N, ...) (the inputs of the old task), y (N,) its labels (only the "empirical" variant
@@ -274,34 +311,72 @@ def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, varian
     - ``"empirical"``: the true label (the "empirical Fisher"; it is not the Fisher).
 
     Per-example gradients come from ``torch.func`` (``functional_call`` + ``grad`` under
-    ``vmap``), ``chunk_size`` (example, class) pairs at a time to bound memory
-    (about chunk_size x number of parameters floats; on a CPU, keeping each chunk's largest
-    gradient below ~32 MB lets the allocator reuse memory instead of faulting in fresh pages,
-    which is why the default is small). The model is put in eval mode (dropout
-    off, batch-norm on running statistics) and restored afterwards. Returns a dict
-    name -> tensor shaped like each trainable parameter, on the model's device.
+    ``vmap``), ``chunk_size`` (example, class) pairs at a time to bound memory.
+
+    ``outer_product=True`` (the default) saves most of the work for ``nn.Linear`` layers used
+    once per example, out = W a + b. There the per-example gradient is an outer product,
+    dW = delta a^T with delta = d log p / d out (shape (out,)) and a the layer's input (in,), so
+
+        sum_n dW_n^2 = (delta^2)^T (a^2)      (elementwise squares; one (out, N) @ (N, in) product)
+
+    (Goodfellow, 2015, "Efficient Per-Example Gradient Computations"). ``vmap`` then only
+    computes delta, as the gradient of a zero "probe" added to the layer's output, and records a;
+    the (N, out, in) per-example weight gradients are never formed. Every other trainable
+    parameter (and every layer when ``outer_product=False``) gets its full per-example gradient
+    squared and summed: about chunk_size x its size floats at a time (on a CPU, keeping each
+    chunk's largest gradient below ~32 MB lets the allocator reuse memory, hence the modest default).
+
+    The model is put in eval mode (dropout off, batch-norm on running statistics) and restored
+    afterwards. Returns a dict name -> tensor shaped like each trainable parameter, on the
+    model's device.
     """
     _check_fisher_inputs(model, X, y, variant)
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if not isinstance(outer_product, bool):
+        raise TypeError(f"outer_product must be True or False, got {outer_product!r}")
     device = model_device(model)
     with eval_mode(model):
         trainable = {name: p.detach() for name, p in trainable_parameters(model).items()}
-        fixed = {name: p.detach() for name, p in model.named_parameters() if name not in trainable}
+        layers = _outer_product_layers(model, X[:1].to(device), trainable) if outer_product else {}
+        from_layers = {_param_name(name, p) for name in layers for p in ("weight", "bias")}
+        full = {name: p for name, p in trainable.items() if name not in from_layers}  # full per-example grads
+        fixed = {name: p.detach() for name, p in model.named_parameters() if name not in full}
         fixed.update(dict(model.named_buffers()))
+        probes = {name: torch.zeros(1, m.out_features, device=device) for name, m in layers.items()}
 
-        def log_prob(params: Params, x: Tensor, c: Tensor) -> Tensor:
-            logits = functional_call(model, {**params, **fixed}, (x.unsqueeze(0),))
-            return F.log_softmax(logits, dim=-1)[0].gather(0, c.unsqueeze(0)).squeeze(0)  # log p(c | x)
+        def log_prob(params: Params, probes: Params, x: Tensor, c: Tensor) -> tuple[Tensor, Params]:
+            inputs: Params = {}
 
-        per_pair_grads = vmap(grad(log_prob), in_dims=(None, 0, 0))
+            def probe(name: str) -> Callable:
+                def hook(module: nn.Module, args: tuple, out: Tensor) -> Tensor:
+                    inputs[name] = args[0]  # a: (1, in)
+                    return out + probes[name]  # d log p / d probe = delta: (1, out)
+                return hook
+
+            handles = [m.register_forward_hook(probe(name)) for name, m in layers.items()]
+            try:
+                logits = functional_call(model, {**params, **fixed}, (x.unsqueeze(0),))
+            finally:
+                for handle in handles:
+                    handle.remove()
+            return F.log_softmax(logits, dim=-1)[0].gather(0, c.unsqueeze(0)).squeeze(0), inputs  # log p(c | x)
+
+        per_pair = vmap(grad(log_prob, argnums=(0, 1), has_aux=True), in_dims=(None, None, 0, 0))
         rows, classes, weights = _fisher_pairs(model, X, y, variant, seed)
         fisher = {name: torch.zeros_like(p) for name, p in trainable.items()}
         for start in range(0, len(rows), chunk_size):
             r, c, w = rows[start : start + chunk_size], classes[start : start + chunk_size], weights[start : start + chunk_size]
-            grads = per_pair_grads(trainable, X[r.cpu()].to(device), c)
+            (grads, deltas), inputs = per_pair(full, probes, X[r.cpu()].to(device), c)
             for name, g in grads.items():  # g: (pairs, *param.shape), squared in place, then weighted sum
                 fisher[name] += (w @ g.mul_(g).flatten(1)).view_as(fisher[name])
+            for name in layers:
+                weight, bias = _param_name(name, "weight"), _param_name(name, "bias")
+                w_delta2 = w[:, None] * deltas[name].flatten(1).square()  # (pairs, out)
+                if weight in fisher:
+                    fisher[weight] += w_delta2.T @ inputs[name].flatten(1).square()  # (out, in)
+                if bias in fisher:
+                    fisher[bias] += w_delta2.sum(0)
     return {name: f / len(X) for name, f in fisher.items()}
 
 

@@ -199,6 +199,62 @@ def test_vmap_fisher_matches_the_loop(variant):
     assert all(fast[k].shape == p.shape for k, p in model.named_parameters())
 
 
+class MixedNet(nn.Module):
+    """Layers the outer-product shortcut may use (first, head) and layers it must not: one
+    applied twice (twice), one over a sequence of positions (per_position), one whose weight is
+    shared (tied_a/tied_b), a frozen bias (head), a LoRA layer and a LayerNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(6, 8)
+        self.twice = nn.Linear(8, 8)
+        self.per_position = nn.Linear(2, 3)
+        self.tied_a, self.tied_b = nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False)
+        self.tied_b.weight = self.tied_a.weight
+        self.norm = nn.LayerNorm(8)
+        self.lora = fk.LoRALinear(nn.Linear(8, 8), rank=2)
+        self.head = nn.Linear(8, 4)
+        self.head.bias.requires_grad_(False)
+
+    def forward(self, x):  # x: (B, 6)
+        h = torch.tanh(self.first(x))
+        h = torch.tanh(self.twice(torch.tanh(self.twice(h))))
+        h = h + self.per_position(x.view(len(x), 3, 2)).sum(1).repeat(1, 3)[:, :8] * 0.1
+        h = torch.tanh(self.tied_b(torch.tanh(self.tied_a(h))))
+        return self.head(self.lora(self.norm(h)))
+
+
+def test_outer_product_layers_only_where_the_identity_holds():
+    model = MixedNet()
+    trainable = R.trainable_parameters(model)
+    chosen = R._outer_product_layers(model, torch.rand(1, 6), trainable)
+    assert set(chosen) == {"first", "head"}  # not lora.base: LoRA freezes it
+
+
+@pytest.mark.parametrize("variant", ["exact", "empirical"])
+def test_outer_product_fisher_equals_full_per_sample_gradients(variant):
+    torch.manual_seed(0)
+    model = MixedNet()
+    with torch.no_grad():
+        model.lora.B.normal_()  # LoRA starts at B = 0; make its path matter
+    X, y = torch.rand(19, 6), torch.randint(0, 4, (19,))
+    shortcut = R.fisher_diagonal(model, X, y, variant=variant, chunk_size=4)
+    full = R.fisher_diagonal(model, X, y, variant=variant, chunk_size=4, outer_product=False)
+    slow = R.fisher_diagonal_loop(model, X, y, variant=variant)
+    assert close_dicts(shortcut, full, rtol=1e-4, atol=1e-10)
+    assert close_dicts(shortcut, slow, rtol=1e-4, atol=1e-10)
+    assert "head.bias" not in shortcut and "head.weight" in shortcut
+    assert all(f.abs().sum() > 0 for f in shortcut.values())
+
+
+def test_outer_product_on_a_bare_linear_model():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 4)  # the model itself is the layer: parameter names "weight", "bias"
+    X = torch.rand(7, 3)
+    assert set(R._outer_product_layers(model, X[:1], R.trainable_parameters(model))) == {""}
+    assert close_dicts(R.fisher_diagonal(model, X), R.fisher_diagonal(model, X, outer_product=False), rtol=1e-5)
+
+
 def test_sampled_fisher_follows_the_seed():
     model = small_mlp()
     X = torch.rand(40, 5)
@@ -352,6 +408,8 @@ def test_bad_chunk_and_batch_size():
     X, y = torch.rand(4, 5), torch.randint(0, 3, (4,))
     with pytest.raises(ValueError, match="chunk_size"):
         R.fisher_diagonal(model, X, chunk_size=0)
+    with pytest.raises(TypeError, match="outer_product"):
+        R.fisher_diagonal(model, X, outer_product="yes")
     with pytest.raises(ValueError, match="batch_size"):
         R.batched_fisher_shortcut(model, X, y, batch_size=0)
     with pytest.raises(ValueError, match="non-empty"):
