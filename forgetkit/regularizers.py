@@ -19,7 +19,8 @@ All are plain functions of the model; plug one into ``fk.train``/``fk.fit`` as t
 (an ``OnlineEWC`` object is such a hook itself).
 
 The Fisher is the **per-sample** diagonal Fisher, computed with ``torch.func`` (vmap over
-per-sample gradients) in eval mode: ``fisher_diagonal``. ``fisher_diagonal_loop`` computes the
+per-sample gradients; for Linear layers the sum of squared per-sample gradients comes from one
+outer-product identity, without storing them) in eval mode: ``fisher_diagonal``. ``fisher_diagonal_loop`` computes the
 same numbers with a slow Python loop (the reference), and ``batched_fisher_shortcut`` the common
 tutorial shortcut (square of each mini-batch's mean gradient), kept only to be contrasted: it is
 about batch-size times too small.
