@@ -42,6 +42,7 @@ from .training import eval_mode, model_device
 
 Params = dict[str, Tensor]
 FISHER_VARIANTS = ("exact", "sampled", "empirical")
+CHUNK_FLOATS = 4 * 2**20  # fisher_diagonal's automatic chunk: about this many gradient floats at once
 
 
 # ------------------------------------------------------------------------------------------
@@ -300,7 +301,7 @@ def _param_name(module_name: str, param: str) -> str:
 
 
 def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, variant: str = "exact",
-                    chunk_size: int = 128, seed: int | None = None, outer_product: bool = True) -> Params:
+                    chunk_size: int | None = None, seed: int | None = None, outer_product: bool = True) -> Params:
     """The per-sample diagonal Fisher F_i = E_x E_{c ~ q(.|x)} [(d log p(c|x) / d theta_i)^2].
 
     X is (N, ...) (the inputs of the old task), y (N,) its labels (only the "empirical" variant
@@ -312,7 +313,10 @@ def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, varian
     - ``"empirical"``: the true label (the "empirical Fisher"; it is not the Fisher).
 
     Per-example gradients come from ``torch.func`` (``functional_call`` + ``grad`` under
-    ``vmap``), ``chunk_size`` (example, class) pairs at a time to bound memory.
+    ``vmap``), ``chunk_size`` (example, class) pairs at a time to bound memory; None picks it so
+    that one chunk's full per-example gradients (below) hold about 4M floats (16 MB in float32),
+    between 16 and 1024 pairs: on a CPU, chunks much larger than that fall off the memory
+    allocator's fast path and run slower, not faster.
 
     ``outer_product=True`` (the default) saves most of the work for ``nn.Linear`` layers used
     once per example, out = W a + b. There the per-example gradient is an outer product,
@@ -324,16 +328,15 @@ def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, varian
     computes delta, as the gradient of a zero "probe" added to the layer's output, and records a;
     the (N, out, in) per-example weight gradients are never formed. Every other trainable
     parameter (and every layer when ``outer_product=False``) gets its full per-example gradient
-    squared and summed: about chunk_size x its size floats at a time (on a CPU, keeping each
-    chunk's largest gradient below ~32 MB lets the allocator reuse memory, hence the modest default).
+    squared and summed: chunk_size x its size floats at a time.
 
     The model is put in eval mode (dropout off, batch-norm on running statistics) and restored
     afterwards. Returns a dict name -> tensor shaped like each trainable parameter, on the
     model's device.
     """
     _check_fisher_inputs(model, X, y, variant)
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive int or None (automatic), got {chunk_size!r}")
     if not isinstance(outer_product, bool):
         raise TypeError(f"outer_product must be True or False, got {outer_product!r}")
     device = model_device(model)
@@ -342,6 +345,8 @@ def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, varian
         layers = _outer_product_layers(model, X[:1].to(device), trainable) if outer_product else {}
         from_layers = {_param_name(name, p) for name in layers for p in ("weight", "bias")}
         full = {name: p for name, p in trainable.items() if name not in from_layers}  # full per-example grads
+        if chunk_size is None:
+            chunk_size = min(1024, max(16, CHUNK_FLOATS // max(1, sum(p.numel() for p in full.values()))))
         fixed = {name: p.detach() for name, p in model.named_parameters() if name not in full}
         fixed.update(dict(model.named_buffers()))
         probes = {name: torch.zeros(1, m.out_features, device=device) for name, m in layers.items()}

@@ -247,6 +247,15 @@ def test_outer_product_fisher_equals_full_per_sample_gradients(variant):
     assert all(f.abs().sum() > 0 for f in shortcut.values())
 
 
+def test_automatic_chunk_size_gives_the_same_fisher():
+    model = MixedNet()
+    X = torch.rand(21, 6)
+    for outer_product in (True, False):
+        auto = R.fisher_diagonal(model, X, outer_product=outer_product)  # chunk_size=None
+        assert close_dicts(auto, R.fisher_diagonal(model, X, chunk_size=3, outer_product=outer_product),
+                           rtol=1e-4, atol=1e-10)
+
+
 def test_outer_product_on_a_bare_linear_model():
     torch.manual_seed(0)
     model = nn.Linear(3, 4)  # the model itself is the layer: parameter names "weight", "bias"
@@ -408,6 +417,8 @@ def test_bad_chunk_and_batch_size():
     X, y = torch.rand(4, 5), torch.randint(0, 3, (4,))
     with pytest.raises(ValueError, match="chunk_size"):
         R.fisher_diagonal(model, X, chunk_size=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        R.fisher_diagonal(model, X, chunk_size=2.5)
     with pytest.raises(TypeError, match="outer_product"):
         R.fisher_diagonal(model, X, outer_product="yes")
     with pytest.raises(ValueError, match="batch_size"):
