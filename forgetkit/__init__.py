@@ -20,6 +20,7 @@ One module per concept, each readable top to bottom:
 - ``plots``: the course's pictures and colours
 - ``widgets``: interactive explorers over precomputed results
 - ``exercises``: checks for the lessons' exercises, with fallbacks
+- ``checks``: the argument checks the modules share (clear errors for bad input)
 """
 
 from . import (

@@ -46,6 +46,7 @@ import torch.nn as nn
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .checks import check_positive_int
 from .interpolation import wise_ft
 from .languages import language_tokens, lm_batch, lm_windows
 from .models import TinyLM
@@ -85,9 +86,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "domain_sentences", "test_sentences", "eval_windows"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         checkpoints = tuple(self.checkpoints) or tuple(sorted({max(1, round(self.steps * k / 4)) for k in range(1, 5)}))

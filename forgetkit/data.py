@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .checks import check_positive_int
 from .seeding import get_seed
 
 NUM_PIXELS = 64
@@ -130,8 +131,7 @@ def permuted_digits(num_tasks: int, seed: int | None = None, first_identity: boo
 
     With ``first_identity`` task 0 is the unpermuted digits, the "pre-training" task.
     """
-    if not isinstance(num_tasks, int) or num_tasks < 1:
-        raise ValueError(f"num_tasks must be a positive int, got {num_tasks!r}")
+    check_positive_int("num_tasks", num_tasks)
     base = digits_task("task 0")
     g = torch.Generator().manual_seed(get_seed(seed))
     tasks = []
@@ -186,8 +186,7 @@ def batches(
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Endless shuffled mini-batches ``(X[idx], y[idx])``, reshuffled every epoch."""
     check_xy(X, y)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     n = len(y)
     while True:
         order = torch.randperm(n, generator=generator)

@@ -6,6 +6,8 @@ import os
 
 import torch
 
+from .checks import check_positive_int
+
 THREADS_ENV_VAR = "FORGETKIT_THREADS"
 
 
@@ -32,9 +34,7 @@ def cpu_threads(num_threads: int | None = None) -> int:
             num_threads = int(raw)
         except ValueError:
             raise ValueError(f"{THREADS_ENV_VAR} must be a positive integer, got {raw!r}") from None
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
-    return num_threads
+    return check_positive_int("num_threads", num_threads)
 
 
 def _choose(device: str | torch.device | None) -> torch.device:

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .checks import check_positive_int
 from .data import check_xy
 from .seeding import make_generator
 from .training import LossFn, classification_loss, model_device
@@ -186,8 +187,7 @@ def memory_grad_edit(memory_X: Tensor, memory_y: Tensor, combine: Callable[[Tens
     computes their gradient g_ref and writes ``combine(g, g_ref)`` back into ``.grad``.
     """
     check_xy(memory_X, memory_y)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     if not callable(combine):
         raise TypeError(f"combine must be a function (g, g_ref) -> g_new, got {type(combine).__name__}")
     generator = make_generator(seed)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .checks import check_positive_int
 from .seeding import get_seed
 
 ALPHABET = "\n .abcdefghijklmnopqrstuvwxyz"
@@ -67,8 +68,7 @@ class CharTokenizer:
 def lm_batch(tokens: Tensor, batch_size: int, block_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """A random batch of windows: ``x`` (B, T) and the next-character targets ``y`` (B, T)."""
     _check_tokens(tokens, block_size)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=generator)
     offsets = torch.arange(block_size)
     idx = (starts[:, None] + offsets[None, :]).to(tokens.device)
@@ -81,9 +81,7 @@ def lm_windows(tokens: Tensor, block_size: int, max_windows: int | None = None) 
     Returns ``x`` and ``y`` of shape (num_windows, block_size).
     """
     _check_tokens(tokens, block_size)
-    if max_windows is not None and (isinstance(max_windows, bool) or not isinstance(max_windows, int)
-                                    or max_windows < 1):
-        raise ValueError(f"max_windows must be a positive int or None, got {max_windows!r}")
+    check_positive_int("max_windows", max_windows, allow_none=True)
     num = (len(tokens) - 1) // block_size
     if max_windows is not None:
         num = min(num, max_windows)
@@ -95,8 +93,7 @@ def lm_windows(tokens: Tensor, block_size: int, max_windows: int | None = None) 
 def _check_tokens(tokens: Tensor, block_size: int) -> None:
     if not isinstance(tokens, Tensor) or tokens.ndim != 1 or tokens.dtype != torch.int64:
         raise TypeError("tokens must be a 1-D int64 tensor of character ids")
-    if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    check_positive_int("block_size", block_size)
     if len(tokens) <= block_size:
         raise ValueError(f"need more than block_size={block_size} tokens, got {len(tokens)}")
 
@@ -178,8 +175,7 @@ class Language:
     def text(self, num_sentences: int, seed: int | None = None, vocab_fraction: float = 1.0,
              templates: Sequence[str] | None = None) -> str:
         """``num_sentences`` sentences drawn with ``seed`` (same seed, same text)."""
-        if not isinstance(num_sentences, int) or num_sentences < 1:
-            raise ValueError(f"num_sentences must be a positive int, got {num_sentences!r}")
+        check_positive_int("num_sentences", num_sentences)
         rng = np.random.default_rng(get_seed(seed))
         return "".join(self.sentence(rng, vocab_fraction, templates) for _ in range(num_sentences))
 

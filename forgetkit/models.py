@@ -15,6 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import check_positive_int
+
 
 class MLP(nn.Module):
     """A fully connected ReLU network, e.g. ``MLP((64, 256, 256, 10))``.
@@ -91,8 +93,7 @@ class TinyLM(nn.Module):
         super().__init__()
         for key, value in dict(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer,
                                n_head=n_head, n_embd=n_embd).items():
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive int, got {value!r}")
+            check_positive_int(key, value)
         if n_embd % n_head:
             raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
         self.config = dict(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer,

@@ -24,6 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import check_positive_int
+
 
 def _check_module(model: object, name: str = "model") -> None:
     if not isinstance(model, nn.Module):
@@ -39,12 +41,6 @@ def _compile(pattern: str | None) -> re.Pattern | None:
         return re.compile(pattern)
     except re.error as err:
         raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {err}") from None
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 # ------------------------------------------------------------------------------------------
@@ -148,8 +144,8 @@ class Adapter(nn.Module):
 
     def __init__(self, dim: int, bottleneck: int):
         super().__init__()
-        _check_positive_int("dim", dim)
-        _check_positive_int("bottleneck", bottleneck)
+        check_positive_int("dim", dim)
+        check_positive_int("bottleneck", bottleneck)
         self.down = nn.Linear(dim, bottleneck)
         self.up = nn.Linear(bottleneck, dim)
         nn.init.zeros_(self.up.weight)
@@ -204,7 +200,7 @@ def add_adapters(model: nn.Module, bottleneck: int, pattern: str | None = None,
     head yourself if it must learn).
     """
     _check_module(model)
-    _check_positive_int("bottleneck", bottleneck)
+    check_positive_int("bottleneck", bottleneck)
     names = _matching_linears(model, pattern or default_targets(model, "adapter"))
     if freeze_rest:
         freeze(model)
@@ -244,7 +240,7 @@ class LoRALinear(nn.Module):
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise TypeError(f"base must be a torch.nn.Linear, got {type(base).__name__}")
-        _check_positive_int("rank", rank)
+        check_positive_int("rank", rank)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
             raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
         self.base = base
@@ -305,7 +301,7 @@ def apply_lora(model: nn.Module, rank: int, alpha: float = 1.0, pattern: str | N
     (unfreeze a head yourself if it must learn).
     """
     _check_module(model)
-    _check_positive_int("rank", rank)
+    check_positive_int("rank", rank)
     names = _matching_linears(model, pattern or default_targets(model))
     if freeze_rest:
         freeze(model)
@@ -342,6 +338,6 @@ def unmerge_lora(model: nn.Module) -> nn.Module:
 def lora_parameter_count(d_in: int, d_out: int, rank: int) -> int:
     """Trainable parameters of one LoRA layer: rank * (d_in + d_out)."""
     for key, value in (("d_in", d_in), ("d_out", d_out), ("rank", rank)):
-        _check_positive_int(key, value)
+        check_positive_int(key, value)
     return rank * (d_in + d_out)
 

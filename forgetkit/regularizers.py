@@ -29,7 +29,8 @@ about batch-size times too small.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
+from .checks import check_positive_int
 from .seeding import make_generator
 from .training import eval_mode, model_device
 
@@ -281,19 +283,25 @@ def _outer_product_layers(model: nn.Module, x1: Tensor, trainable: Params) -> di
     def record(name: str) -> Callable:
         return lambda module, args, out: calls[name].append(tuple(args[0].shape))
 
-    handles = [m.register_forward_hook(record(name)) for name, m in linears.items()]
-    try:
-        with torch.no_grad():
-            model(x1)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with _forward_hooks(linears, record), torch.no_grad():
+        model(x1)
     chosen = {}
     for name, m in linears.items():
         own = [_param_name(name, p) for p, _ in m.named_parameters(recurse=False)]
         if calls[name] == [(1, m.in_features)] and not shared.intersection(own) and any(n in trainable for n in own):
             chosen[name] = m
     return chosen
+
+
+@contextmanager
+def _forward_hooks(modules: dict[str, nn.Module], make_hook: Callable[[str], Callable]) -> Iterator[None]:
+    """Inside the block, ``modules[name]`` runs the forward hook ``make_hook(name)``; removed after."""
+    handles = [module.register_forward_hook(make_hook(name)) for name, module in modules.items()]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _param_name(module_name: str, param: str) -> str:
@@ -335,8 +343,7 @@ def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, varian
     model's device.
     """
     _check_fisher_inputs(model, X, y, variant)
-    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None (automatic), got {chunk_size!r}")
+    check_positive_int("chunk_size", chunk_size, allow_none=True)
     if not isinstance(outer_product, bool):
         raise TypeError(f"outer_product must be True or False, got {outer_product!r}")
     device = model_device(model)
@@ -360,12 +367,8 @@ def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, varian
                     return out + probes[name]  # d log p / d probe = delta: (1, out)
                 return hook
 
-            handles = [m.register_forward_hook(probe(name)) for name, m in layers.items()]
-            try:
+            with _forward_hooks(layers, probe):
                 logits = functional_call(model, {**params, **fixed}, (x.unsqueeze(0),))
-            finally:
-                for handle in handles:
-                    handle.remove()
             return F.log_softmax(logits, dim=-1)[0].gather(0, c.unsqueeze(0)).squeeze(0), inputs  # log p(c | x)
 
         per_pair = vmap(grad(log_prob, argnums=(0, 1), has_aux=True), in_dims=(None, None, 0, 0))
@@ -418,8 +421,7 @@ def batched_fisher_shortcut(model: nn.Module, X: Tensor, y: Tensor, batch_size: 
     Kept only to be compared with ``fisher_diagonal``. Computed in eval mode.
     """
     _check_fisher_inputs(model, X, y, "empirical")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     device = model_device(model)
     with eval_mode(model):
         trainable = trainable_parameters(model)

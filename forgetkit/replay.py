@@ -21,14 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .checks import check_positive_int
 from .data import check_xy
 from .seeding import get_seed, make_generator
-
-
-def _check_capacity(capacity: object) -> int:
-    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-        raise ValueError(f"capacity must be a positive int, got {capacity!r}")
-    return capacity
 
 
 def reservoir_slot(num_seen: int, capacity: int, rng: random.Random) -> int | None:
@@ -49,7 +44,7 @@ def reservoir_sample(stream: Iterable[Any], capacity: int, rng: random.Random) -
     Every item ends up in the sample with probability capacity / n (n = stream length), and the
     list never holds more than ``capacity`` items. ``rng`` is a ``random.Random``.
     """
-    _check_capacity(capacity)
+    check_positive_int("capacity", capacity)
     if not isinstance(rng, random.Random):
         raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
     sample: list[Any] = []
@@ -76,7 +71,7 @@ class ReservoirBuffer:
     """
 
     def __init__(self, capacity: int, seed: int | None = None, per_task_balance: bool = False):
-        self.capacity = _check_capacity(capacity)
+        self.capacity = check_positive_int("capacity", capacity)
         if not isinstance(per_task_balance, bool):
             raise TypeError(f"per_task_balance must be a bool, got {type(per_task_balance).__name__}")
         self.per_task_balance = per_task_balance
@@ -171,8 +166,7 @@ class ReservoirBuffer:
 def replay_count(batch_size: int, ratio: float) -> int:
     """How many replayed examples to append to a new batch of ``batch_size`` so that they make up
     ``ratio`` of the mixed batch: round(batch_size * ratio / (1 - ratio))."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < 1.0:
         raise ValueError(f"ratio must be a number in [0, 1), got {ratio!r}")
     return round(batch_size * ratio / (1.0 - ratio))

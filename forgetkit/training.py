@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .checks import check_positive_int
 from .data import batches, check_xy
 from .languages import lm_batch, lm_windows
 from .seeding import make_generator
@@ -189,8 +190,7 @@ def fit(model: nn.Module, X: Tensor, y: Tensor, *, num_steps: int = 300, lr: flo
 def evaluate(model: nn.Module, X: Tensor, y: Tensor, batch_size: int = 2048) -> dict[str, float]:
     """``{"loss": mean cross-entropy, "accuracy": fraction correct}`` on (X, y), in eval mode."""
     check_xy(X, y)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     device = model_device(model)
     total_loss, correct = 0.0, 0
     with eval_mode(model):
