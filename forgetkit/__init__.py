@@ -21,6 +21,7 @@ One module per concept, each readable top to bottom:
 - ``widgets``: interactive explorers over precomputed results
 - ``exercises``: checks for the lessons' exercises, with fallbacks
 - ``checks``: the argument checks the modules share (clear errors for bad input)
+- ``claims``: ``claim``, the lessons' assertions, printed with their margins for the seed sweep
 """
 
 from . import (
@@ -33,6 +34,7 @@ from . import (
     representations,
     widgets,
 )
+from .claims import claim
 from .data import (
     Task,
     digits_task,
