@@ -89,7 +89,10 @@ def run_notebook(path: Path, seed: int, threads: int, cache_root: Path, timeout:
     env = {**os.environ, "FORGETKIT_SEED": str(seed), "FORGETKIT_THREADS": str(threads),
            "FORGETKIT_CLAIMS": "record", "FORGETKIT_PROGRESS": "0",
            "FORGETKIT_CACHE": str(cache_root / f"threads-{threads}"),
-           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           # idle OpenMP threads sleep instead of spinning: with several kernels on few cores, spinning
+           # threads starve each other (a 2-thread run can take 10x longer); the numbers do not change
+           "OMP_WAIT_POLICY": "PASSIVE"}
     client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL_NAME, allow_errors=True,
                             resources={"metadata": {"path": str(path.resolve().parent)}})
     start = time.perf_counter()
