@@ -54,6 +54,8 @@ def test_docs_links_match_pyproject():
 def test_readme_badge_and_hub_link_are_the_generated_ones():
     readme = (ROOT / "README.md").read_text()
     assert f"({course_links.binder_url()})" in readme, "README's Binder badge should open lesson 00"
+    first = course_links.FIRST_LESSON
+    assert f"({course_links.colab_url(first)})" in readme, "README's Colab badge should open lesson 00"
     binder_readme = (ROOT / "binder" / "README.md").read_text()
     assert course_links.binder_url() in binder_readme
     instructors = (ROOT / "INSTRUCTORS.md").read_text()
