@@ -83,3 +83,18 @@ def test_pyproject_accepts_every_pinned_version():
             assert req.specifier.contains(version, prereleases=True), (
                 f"pyproject's {dependency} rejects the pinned {version} on {platform}"
             )
+
+
+def test_the_course_lab_settings_install_with_forgetkit():
+    """`pip install -e .` (requirements.txt, binder/postBuild, a hub image) puts the course's
+    JupyterLab settings where Lab reads per-package overrides; tests/test_browser.py sees them work."""
+    import json
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    mapping = re.search(r'^"(jupyter/overrides\.d/[\w.-]+\.json)" = "([^"]+)"$', pyproject, re.M)
+    assert mapping, "pyproject.toml should install jupyter/overrides.d/*.json as shared data"
+    source, target = mapping.groups()
+    assert target == f"share/jupyter/lab/settings/overrides.d/{Path(source).name}"
+    settings = json.loads((ROOT / source).read_text())
+    notification = settings["@jupyterlab/apputils-extension:notification"]
+    assert notification == {"fetchNews": "false", "checkForUpdates": False}

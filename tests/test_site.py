@@ -10,7 +10,6 @@ glossary; and no internal link or anchor of any page is broken.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -22,20 +21,12 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 import pytest
+from test_course_links import course_links  # tests/ is on sys.path (pytest's rootdir import)
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 BUILD_TIMEOUT_S = 300
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-course_links = _load("course_links")
 
 
 class Links(HTMLParser):
