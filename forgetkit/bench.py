@@ -24,14 +24,7 @@ import math
 import sys
 from pathlib import Path
 
-from .capstone import (
-    METHODS,
-    Results,
-    Settings,
-    parse_methods,
-    plot_method_frontier,
-    run_comparison,
-)
+from .capstone import METHODS, Results, Settings, parse_methods, run_comparison
 
 
 def _number(convert: type, low: float, strict: bool, what: str):
@@ -114,6 +107,8 @@ def write_outputs(results: Results, out: Path) -> tuple[Path, Path]:
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+
+    from .plots import plot_method_frontier
 
     out.mkdir(parents=True, exist_ok=True)
     table, picture = out / "leaderboard.md", out / "frontier.png"

@@ -8,7 +8,8 @@ import sys
 import pytest
 from test_capstone import tiny_base  # tests/ is on sys.path (pytest's rootdir-relative import)
 
-from forgetkit import bench, capstone
+from forgetkit import bench
+from forgetkit.capstone import scenario
 
 
 def test_help_runs_as_a_module():
@@ -20,7 +21,7 @@ def test_help_runs_as_a_module():
 
 
 def test_tiny_run_writes_both_files(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(capstone, "pretrained_lm", tiny_base)
+    monkeypatch.setattr(scenario, "pretrained_lm", tiny_base)
     out = tmp_path / "bench-out"
     code = bench.main(["--seeds", "2", "--methods", "naive,wise-ft,head-only", "--strengths", "wise-ft=0.5",
                        "--steps", "3", "--batch-size", "2", "--out", str(out), "--no-progress"])
