@@ -1,4 +1,5 @@
-"""Continual-learning metrics on hand-computed matrices, exactly as pinned in COURSE.md."""
+"""Continual-learning metrics on hand-computed matrices, exactly as pinned in forgetkit/metrics.py's
+docstrings: ACC, BWT and FWT of Lopez-Paz & Ranzato (2017), forgetting of Chaudhry et al. (2018)."""
 
 from __future__ import annotations
 
