@@ -400,6 +400,21 @@ def test_check_recipe_verdicts(table, capsys):
     assert "WRONG" in capsys.readouterr().out
 
 
+def test_frontier_labels_sit_off_the_lines(table):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fk.plot_method_frontier(table, ax=ax)
+    fig.canvas.draw()
+    boxes = [text.get_window_extent(fig.canvas.get_renderer()) for text in ax.texts]
+    assert len(boxes) == 3  # one strength label for low-lr, replay and ewc (naive has no knob)
+    for line in ax.lines:
+        xy = line.get_transform().transform(line.get_xydata())
+        samples = [p for a, b in zip(xy[:-1], xy[1:]) for p in np.linspace(a, b, 50)]
+        assert not any(box.contains(*p) for box in boxes for p in samples), "a label covers a line"
+    plt.close(fig)
+
+
 def test_plot_and_explorer(table):
     ax = fk.plot_method_frontier(table, targets=capstone.Targets(), highlight={"method": "replay", "strength": 0.75, "steps": 20})
     assert ax.get_xlabel().startswith("learning") and ax.get_title()

@@ -23,6 +23,9 @@ def test_colours() -> None:
     assert plots.OLD_COLOR != plots.NEW_COLOR
     assert plots.method_color("EWC") == plots.method_color("ewc") == plots.METHOD_COLORS["ewc"]
     assert plots.method_color("something new") == "#444444"
+    capstone_methods = ["naive", "low-lr", "l2-sp", "ewc", "freeze", "head-only", "adapter", "lora", "replay", "wise-ft"]
+    colours = [plots.method_color(m) for m in capstone_methods]
+    assert len(set(colours)) == len(colours) and "#444444" not in colours  # each its own, none the fallback grey
 
 
 def test_plot_accuracy_matrix() -> None:
