@@ -72,9 +72,10 @@ def test_settings_bad_values(kwargs, phrase):
         capstone.Settings(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [dict(steps=True), dict(steps=2.5), dict(lr="0.1"), dict(checkpoints=(1.0,))])
-def test_settings_bad_types(kwargs):
-    with pytest.raises(TypeError):
+@pytest.mark.parametrize("kwargs, phrase", [(dict(steps=True), "steps"), (dict(steps=2.5), "steps"),
+                                            (dict(lr="0.1"), "lr"), (dict(checkpoints=(1.0,)), "checkpoint")])
+def test_settings_bad_types(kwargs, phrase):
+    with pytest.raises(TypeError, match=phrase):
         capstone.Settings(**kwargs)
 
 
@@ -116,13 +117,13 @@ def test_parse_methods():
     assert list(capstone.parse_methods(None)) == list(capstone.METHODS)
     with pytest.raises(ValueError, match="unknown method"):
         capstone.parse_methods(["naive", "nope"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one method"):
         capstone.parse_methods([])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one strength"):
         capstone.parse_methods({"lora": []})
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="not the str"):
         capstone.parse_methods("naive")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="list of numbers"):
         capstone.parse_methods({"lora": 4})
     with pytest.raises(ValueError, match="rank"):
         capstone.parse_methods({"lora": [1.5]})
@@ -278,12 +279,12 @@ def test_run_comparison(tiny):
 @pytest.mark.parametrize("seeds, error", [(0, ValueError), ([], ValueError), ([1, 1], ValueError), (True, TypeError),
                                           (["a"], TypeError)])
 def test_run_comparison_bad_seeds(tiny, seeds, error):
-    with pytest.raises(error):
+    with pytest.raises(error, match="seed"):
         capstone.run_comparison(["naive"], seeds=seeds, settings=tiny, progress=False)
 
 
 def test_run_comparison_bad_settings():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="settings must be a forgetkit.capstone.Settings"):
         capstone.run_comparison(["naive"], seeds=1, settings=dict(steps=3), progress=False)
 
 
@@ -362,13 +363,17 @@ def test_targets_and_recipes(table):
     assert capstone.evaluate_recipe({"method": "ewc", "strength": 300, "steps": 20}, table)["forgetting_mean"] == 0.4
 
 
-@pytest.mark.parametrize("recipe", [None, {"method": "ewc"}, {"method": "ewc", "strength": 1, "steps": 0},
-                                    {"method": "nope", "strength": 1, "steps": 3},
-                                    {"method": "lora", "strength": 0.5, "steps": 3},
-                                    {"method": "ewc", "strength": 1, "steps": 3, "lr": 1}])
-def test_bad_recipes(recipe):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("recipe, error, phrase", [
+    (None, ValueError, "exactly the keys"), ({"method": "ewc"}, ValueError, "exactly the keys"),
+    ({"method": "ewc", "strength": 1, "steps": 0}, ValueError, "steps must be a positive int"),
+    ({"method": "ewc", "strength": 1, "steps": True}, TypeError, "steps must be a positive int"),
+    ({"method": "nope", "strength": 1, "steps": 3}, ValueError, "unknown method"),
+    ({"method": "lora", "strength": 0.5, "steps": 3}, ValueError, "lora strength"),
+    ({"method": "ewc", "strength": 1, "steps": 3, "lr": 1}, ValueError, "exactly the keys")])
+def test_bad_recipes(recipe, error, phrase):
+    with pytest.raises(error, match=phrase):
         capstone.check_recipe_format(recipe)
+    assert capstone.check_recipe_format({"method": "lora", "strength": np.int64(4), "steps": np.int64(3)}) == ("lora", 4.0, 3)
 
 
 def test_evaluate_recipe_runs_what_is_missing(tiny):
@@ -420,5 +425,5 @@ def test_plot_and_explorer(table):
     assert ax.get_xlabel().startswith("learning") and ax.get_title()
     explorer = fk.widgets.recipe_explorer(table)
     assert len(explorer.children) == 2
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="results must be a forgetkit.capstone.Results"):
         fk.widgets.recipe_explorer(table.rows)

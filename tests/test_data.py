@@ -46,7 +46,7 @@ def test_digits_task_holds_all_ten_classes() -> None:
     task = fk.digits_task("plain")
     assert isinstance(task, Task) and task.name == "plain"
     assert task.classes == list(range(10))
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="cannot assign"):
         task.name = "changed"  # tasks are frozen
 
 

@@ -110,7 +110,7 @@ def test_kwargs_reach_both_functions(capsys) -> None:
 
 
 def test_not_a_function_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="square: expected your function, got int"):
+    with pytest.raises(TypeError, match="expected your function"):
         check_function("square", 42, reference_square, CASES)
 
 

@@ -34,14 +34,14 @@ def test_tokenizer_bad_input() -> None:
         tok.encode("le X")
     with pytest.raises(ValueError, match=r"character '!' is not in the alphabet"):
         tok.encode("oui!")
-    with pytest.raises(TypeError, match="text must be a str, got int"):
+    with pytest.raises(TypeError, match="text must be a str"):
         tok.encode(5)
     with pytest.raises(ValueError, match=r"ids must lie in \[0, 29\)"):
         tok.decode([0, 29])
     with pytest.raises(ValueError, match=r"ids must lie in \[0, 29\)"):
         tok.decode(torch.tensor([-1]))
     for alphabet in ("", "abca"):
-        with pytest.raises(ValueError, match="alphabet must be a non-empty string of distinct characters"):
+        with pytest.raises(ValueError, match="distinct characters"):
             CharTokenizer(alphabet)
 
 

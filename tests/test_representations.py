@@ -45,7 +45,7 @@ def test_group_of_rejects_foreign_names(name):
 
 
 def test_group_of_rejects_non_str():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="name must be a str"):
         R.group_of(3)
 
 

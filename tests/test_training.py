@@ -294,7 +294,7 @@ def test_evaluate_on_a_hand_made_model() -> None:
     model.train()
     evaluate(model, X, y)
     assert model.training
-    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
         evaluate(model, X, y, batch_size=0)
     with pytest.raises(TypeError, match="X and y must be torch tensors"):
         evaluate(model, X.tolist(), y)
@@ -335,7 +335,7 @@ def test_fit_lm_bad_tokens() -> None:
     model = fk.TinyLM(fk.TinyLMConfig(29, block_size=8, n_layer=1, n_head=1, n_embd=8))
     with pytest.raises(TypeError, match="tokens must be a 1-D int64 tensor"):
         fit_lm(model, torch.zeros(50), num_steps=1)
-    with pytest.raises(ValueError, match="need more than block_size=8 tokens, got 5"):
+    with pytest.raises(ValueError, match="need more than block_size"):
         fit_lm(model, torch.zeros(5, dtype=torch.int64), num_steps=1)
     with pytest.raises(ValueError, match="need more than block_size=8 tokens"):
         evaluate_lm(model, torch.zeros(8, dtype=torch.int64))
