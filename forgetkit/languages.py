@@ -44,6 +44,9 @@ class CharTokenizer:
         self.alphabet = alphabet
         self.stoi = {ch: i for i, ch in enumerate(alphabet)}
 
+    def __repr__(self) -> str:
+        return f"CharTokenizer({self.alphabet!r})"
+
     @property
     def vocab_size(self) -> int:
         return len(self.alphabet)

@@ -98,6 +98,11 @@ def test_method_check_accepts_and_types():
         capstone.METHODS["lora"].check(2.5)
 
 
+def test_method_repr_shows_the_knob_not_functions():
+    text = repr(capstone.METHODS["lora"])
+    assert "knob='rank'" in text and "function" not in text
+
+
 def test_check_method_lists_known_names():
     with pytest.raises(ValueError, match="naive.*replay"):
         capstone.check_method("magic")

@@ -200,6 +200,7 @@ def test_lm_windows_bad_max_windows(max_windows, error) -> None:
 
 
 def test_language_repr_is_a_summary_not_the_lexicon() -> None:
+    assert repr(CharTokenizer()) == "CharTokenizer('\\n .abcdefghijklmnopqrstuvwxyz')"
     text = repr(fk.make_language("french"))
     assert text == "Language('french', SVO, 110 words (noun 60, verb 30, adjective 20), templates ('transitive', 'location'))"
 

@@ -52,6 +52,7 @@ def test_fit_loss_decreases_on_a_separable_problem() -> None:
     history = fit(model, X, y, num_steps=60, lr=0.3, batch_size=16, seed=0, progress=False)
     after = evaluate(model, X, y)
     assert isinstance(history, History) and len(history.losses) == 60
+    assert repr(history) == f"History(60 steps, last loss {history.losses[-1]:.4g})"
     assert after["loss"] < 0.25 * before["loss"]
     assert after["accuracy"] == 1.0
     assert sum(history.losses[-10:]) < 0.25 * sum(history.losses[:10])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -150,8 +150,8 @@ class Method:
     default: float
     summary: str
     lesson: str
-    prepare: Callable[[TinyLM, Scenario, float, int], Prepared] | None
-    check: Callable[[object], float]
+    prepare: Callable[[TinyLM, Scenario, float, int], Prepared] | None = field(repr=False)
+    check: Callable[[object], float] = field(repr=False)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in [
