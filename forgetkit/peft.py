@@ -168,8 +168,8 @@ def _matching_linears(model: nn.Module, target_modules: str | Sequence[str]) -> 
     a str is a regular expression that must match the whole dotted name; a list of names selects
     every layer whose name is one of them or ends with "." + one of them (``["qkv", "proj"]``).
 
-    Layers already wrapped in a ``LoRALinear`` are never selected: wrapping twice would nest LoRA in
-    LoRA. Raises ValueError when nothing is selected, naming the layers there are.
+    Raises ValueError when the selection takes in a layer that already has LoRA (wrapping it again
+    would nest LoRA in LoRA), or when it selects nothing (naming the layers there are).
     """
     if isinstance(target_modules, str):
         regex = _compile(target_modules)
