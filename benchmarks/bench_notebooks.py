@@ -5,7 +5,7 @@ the working directory, exactly once, one after the other. "seconds" is wall time
 kernel starts until it has shut down. "peak MB" is the largest summed RSS of the kernel process
 and all its children, sampled every 50 ms. Notebooks are not modified.
 
-Budgets (COURSE.md): at most 30 s and 1024 MB per notebook; median at most 15 s over the full set.
+Budgets (benchmarks/README.md): at most 30 s and 1024 MB per notebook; median at most 15 s over the full set.
 Prints a markdown table, writes it to bench-results/notebooks.md, and exits 1 if any notebook
 fails or breaks a budget.
 

@@ -5,34 +5,38 @@ One module per concept, each readable top to bottom:
 - ``seeding``, ``device``: one seed for everything; a GPU when there is one, else the CPU
 - ``data``: digits task streams (permuted pixels, class splits)
 - ``languages``: synthetic languages, a character tokenizer, LM batches
-- ``models``: an MLP and a tiny transformer LM
+- ``models``: an MLP and a tiny transformer LM (``TinyLMConfig``), eval mode, a model's device
 - ``training``: one training loop with extension points; fit/evaluate for classifiers and LMs
 - ``pretrained``: a cached base LM that already speaks a language
 - ``metrics``: accuracy matrix, ACC, BWT, FWT, forgetting, perplexity
-- ``peft``: freezing by name, linear probe, LP-FT, adapters, LoRA (with merge), parameter counts
+- ``peft``: trainable parameters and counts, freezing by name, linear probe, LP-FT, adapters, LoRA
 - ``interpolation``: weight-space lines and planes between trained networks; WiSE-FT
 - ``replay``: reservoir buffer and replay mixing (rehearsal)
 - ``interference``: gradient cosines, first-order loss change, A-GEM and PCGrad
 - ``regularizers``: L2, L2-SP and EWC penalties, online EWC, the per-sample diagonal Fisher (torch.func)
 - ``representations``: per-layer weight and representation drift (linear CKA), restoring layers, attention stats
-- ``capstone``: a general LM becomes a clinical specialist; every mitigation compared over seeds
-  (``bench``: the same comparison on the command line, ``forgetkit-bench``)
+- ``capstone`` (a package): a general LM becomes a clinical specialist; every mitigation compared
+  over seeds (``bench``: the same comparison on the command line, ``forgetkit-bench``)
 - ``plots``: the course's pictures and colours
 - ``widgets``: interactive explorers over precomputed results
-- ``exercises``: checks for the lessons' exercises, with fallbacks
+- ``exercises`` (a package): the exercise-check framework and the lessons' checks, with fallbacks
 - ``checks``: the argument checks the modules share (clear errors for bad input)
 - ``claims``: ``claim``, the lessons' assertions, printed with their margins for the seed sweep
+
+``plots``, ``widgets`` and ``capstone`` (matplotlib, ipywidgets and the capstone's machinery) load
+on first use: ``fk.plot_accuracy_matrix`` or ``fk.widgets`` imports them then (PEP 562), so
+``import forgetkit`` stays fast.
 """
 
+import importlib
+
 from . import (
-    capstone,
     exercises,
     interference,
     interpolation,
     peft,
     replay,
     representations,
-    widgets,
 )
 from .claims import claim
 from .data import (
@@ -84,7 +88,7 @@ from .metrics import (
     summarize,
     value_at_learning,
 )
-from .models import MLP, TinyLM
+from .models import MLP, TinyLM, TinyLMConfig
 from .peft import (
     Adapter,
     LoRALinear,
@@ -96,24 +100,15 @@ from .peft import (
     linear_probe,
     lp_ft,
     merge_lora,
+    trainable_parameters,
     unfreeze,
     unmerge_lora,
-)
-from .plots import (
-    NEW_COLOR,
-    OLD_COLOR,
-    plot_accuracy_matrix,
-    plot_attention,
-    plot_frontier,
-    plot_loss_plane,
-    plot_old_vs_new,
-    plot_per_layer,
-    plot_sweep_frontier,
 )
 from .pretrained import cache_dir, pretrained_lm
 from .regularizers import (
     OnlineEWC,
     batched_fisher_shortcut,
+    check_ewc_stability,
     ewc_penalty,
     ewc_stability_limit,
     fisher_diagonal,
@@ -121,6 +116,7 @@ from .regularizers import (
     l2_anchor_penalty,
     l2_penalty,
     l2_sp_penalty,
+    lm_fisher,
     quadratic_penalty,
     snapshot,
 )
@@ -139,3 +135,24 @@ from .seeding import get_seed, make_generator, seed_everything
 from .training import History, accuracy, evaluate, evaluate_lm, fit, fit_lm, train
 
 __version__ = "0.1.0"
+
+# Loaded on first use (PEP 562): these modules import matplotlib, ipywidgets or the capstone.
+LAZY_MODULES = ("capstone", "plots", "widgets")
+LAZY_NAMES = {name: "plots" for name in (
+    "NEW_COLOR", "OLD_COLOR", "plot_accuracy_matrix", "plot_attention", "plot_frontier", "plot_loss_plane",
+    "plot_method_frontier", "plot_old_vs_new", "plot_per_layer", "plot_sweep_frontier")}
+
+
+def __getattr__(name: str):
+    """``fk.<name>`` for the lazily loaded modules and the names they export."""
+    if name in LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in LAZY_NAMES:
+        value = getattr(importlib.import_module(f".{LAZY_NAMES[name]}", __name__), name)
+        globals()[name] = value  # found directly from now on
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(LAZY_MODULES) | set(LAZY_NAMES))

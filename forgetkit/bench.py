@@ -1,11 +1,12 @@
 """``forgetkit-bench``: the capstone comparison from the command line.
 
 Fine-tunes the general model on the clinical register with every chosen method, under several
-seeds, and writes two files into ``--out``:
+seeds, and writes three files into ``--out``:
 
 - ``leaderboard.md``: forgetting, learning, trainable parameters and seconds, mean +- std per
   method and strength (markdown, the same table as lesson 09);
-- ``frontier.png``: the stability-plasticity frontier (forgetting against learning).
+- ``frontier.png``: the stability-plasticity frontier (forgetting against learning);
+- ``results.json``: every row, to reload with ``forgetkit.capstone.Results.from_json``.
 
 Examples::
 
@@ -24,14 +25,7 @@ import math
 import sys
 from pathlib import Path
 
-from .capstone import (
-    METHODS,
-    Results,
-    Settings,
-    parse_methods,
-    plot_method_frontier,
-    run_comparison,
-)
+from .capstone import METHODS, Results, Settings, parse_methods, run_comparison
 
 
 def _number(convert: type, low: float, strict: bool, what: str):
@@ -75,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-seed", type=_non_negative_int, default=None,
                         help="share one base model pre-trained with this seed (default: one per seed)")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for leaderboard.md and frontier.png")
+    parser.add_argument("--out", type=Path, required=True, help="folder for leaderboard.md, frontier.png and results.json")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -108,22 +102,26 @@ def parse_plan(parser: argparse.ArgumentParser, methods: str, strengths: list[st
         parser.error(str(err))
 
 
-def write_outputs(results: Results, out: Path) -> tuple[Path, Path]:
-    """Write ``leaderboard.md`` and ``frontier.png`` into ``out`` (created if needed); return both paths."""
+def write_outputs(results: Results, out: Path) -> tuple[Path, Path, Path]:
+    """Write ``leaderboard.md``, ``frontier.png`` and ``results.json`` into ``out`` (created if needed);
+    return the three paths."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    from .plots import plot_method_frontier
+
     out.mkdir(parents=True, exist_ok=True)
-    table, picture = out / "leaderboard.md", out / "frontier.png"
+    table, picture, rows = out / "leaderboard.md", out / "frontier.png", out / "results.json"
     table.write_text("# forgetkit-bench: general -> clinical\n\n" + results.to_markdown(), encoding="utf-8")
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    rows.write_text(results.to_json(), encoding="utf-8")
+    fig, ax = plt.subplots(figsize=(9, 5.5))
     plot_method_frontier(results, ax=ax)
     fig.tight_layout()
     fig.savefig(picture, dpi=120)
     plt.close(fig)
-    return table, picture
+    return table, picture, rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [first + k for k in range(args.seeds)]
     results = run_comparison(plan, seeds, settings, base_seed=args.base_seed, device=device,
                              progress=False if args.no_progress else None)
-    table, picture = write_outputs(results, args.out)
+    table, picture, rows = write_outputs(results, args.out)
     print(results.to_markdown())
-    print(f"wrote {table} and {picture}")
+    print(f"wrote {table}, {picture} and {rows}")
     return 0
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checks import check_positive_int
+from .checks import check_bool, check_int, check_number, check_positive_int
 from .seeding import get_seed
 
 NUM_PIXELS = 64
@@ -43,6 +43,12 @@ class Task:
         """The labels that occur in this task's training set, sorted."""
         return sorted(int(c) for c in torch.unique(self.y_train))
 
+    def __repr__(self) -> str:
+        classes = self.classes
+        shown = f"{classes[0]}-{classes[-1]}" if classes == list(range(classes[0], classes[-1] + 1)) else classes
+        return (f"Task({self.name!r}, train {tuple(self.X_train.shape)}, test {tuple(self.X_test.shape)}, "
+                f"classes {shown})")
+
     def to(self, device: torch.device | str) -> Task:
         """The same task with every tensor on ``device``."""
         return Task(
@@ -55,11 +61,9 @@ class Task:
 
     def subset(self, num_train: int, seed: int | None = None) -> Task:
         """The same task with only ``num_train`` randomly chosen training examples."""
-        n = len(self.y_train)
-        if not isinstance(num_train, int) or not 1 <= num_train <= n:
-            raise ValueError(f"num_train must be an int in [1, {n}], got {num_train!r}")
+        num_train = check_int("num_train", num_train, low=1, high=len(self.y_train))
         g = torch.Generator().manual_seed(get_seed(seed))
-        idx = torch.randperm(n, generator=g)[:num_train].sort().values
+        idx = torch.randperm(len(self.y_train), generator=g)[:num_train].sort().values
         return Task(self.name, self.X_train[idx], self.y_train[idx], self.X_test, self.y_test)
 
 
@@ -97,8 +101,7 @@ def load_digits_split(test_fraction: float = 0.3) -> tuple[Tensor, Tensor, Tenso
 
     Shapes: X is (N, 64) float32 in [0, 1]; y is (N,) int64 in 0..9.
     """
-    if not isinstance(test_fraction, float) or not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be a float in (0, 1), got {test_fraction!r}")
+    test_fraction = check_number("test_fraction", test_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
     return tuple(t.clone() for t in _digits_split(test_fraction))  # type: ignore[return-value]
 
 
@@ -132,6 +135,7 @@ def permuted_digits(num_tasks: int, seed: int | None = None, first_identity: boo
     With ``first_identity`` task 0 is the unpermuted digits, the "pre-training" task.
     """
     check_positive_int("num_tasks", num_tasks)
+    check_bool("first_identity", first_identity)
     base = digits_task("task 0")
     g = torch.Generator().manual_seed(get_seed(seed))
     tasks = []
@@ -152,6 +156,7 @@ def split_digits(
     ``relabel=False`` keeps the labels 0-9 (class-incremental: one head for all classes).
     ``relabel=True`` maps each group's classes to 0..k-1 (task-incremental: a head per task).
     """
+    check_bool("relabel", relabel)
     if len(class_groups) == 0:
         raise ValueError("class_groups must hold at least one group of classes")
     seen: set[int] = set()
@@ -161,11 +166,10 @@ def split_digits(
         if len(group) == 0:
             raise ValueError("every class group must hold at least one class")
         for c in group:
-            if not isinstance(c, (int, np.integer)) or not 0 <= c < NUM_CLASSES:
-                raise ValueError(f"classes must be ints in 0..9, got {c!r}")
+            c = check_int("every class", c, low=0, high=NUM_CLASSES - 1)
             if c in seen:
                 raise ValueError(f"class {c} appears in more than one group")
-            seen.add(int(c))
+            seen.add(c)
     X_train, y_train, X_test, y_test = load_digits_split()
     tasks = []
     for group in class_groups:

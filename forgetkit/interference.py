@@ -1,7 +1,7 @@
 """Gradient interference: when a step that helps one task hurts another.
 
 All gradients here are *flat*: one (P,) vector over the model's trainable parameters, in the
-order of ``model.parameters()``. A step ``theta -= lr * g_B`` on task B changes task A's loss by
+order of ``model.parameters()`` (P = ``fk.count_trainable(model)``). A step ``theta -= lr * g_B`` on task B changes task A's loss by
 
     dL_A ~= -lr * g_A . g_B        (first-order Taylor expansion of L_A around theta)
 
@@ -24,29 +24,21 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .checks import check_positive_int
+from .checks import check_callable, check_choice, check_number, check_positive_int, check_tensor
 from .data import check_xy
+from .models import model_device
+from .peft import trainable_parameters
 from .seeding import make_generator
-from .training import LossFn, classification_loss, model_device
+from .training import LossFn, classification_loss
 
 
 def _trainable(model: nn.Module) -> list[nn.Parameter]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no trainable parameters (every requires_grad is False)")
-    return params
-
-
-def num_trainable(model: nn.Module) -> int:
-    """P, the length of the model's flat gradient."""
-    return sum(p.numel() for p in _trainable(model))
+    """The parameters a flat gradient covers, in order (ValueError when none trains)."""
+    return list(trainable_parameters(model, required=True).values())
 
 
 def _check_vector(name: str, g: object, length: int | None = None) -> Tensor:
-    if not isinstance(g, Tensor):
-        raise TypeError(f"{name} must be a torch tensor, got {type(g).__name__}")
+    check_tensor(name, g)
     if g.ndim != 1 or g.numel() == 0:
         raise ValueError(f"{name} must be a non-empty flat (P,) vector, got shape {tuple(g.shape)}")
     if not g.is_floating_point():
@@ -117,8 +109,7 @@ def gradient_cosine(g_a: Tensor, g_b: Tensor) -> float:
 def predicted_loss_change(g_a: Tensor, g_b: Tensor, lr: float) -> float:
     """First-order change of L_A after one SGD step on B: dL_A ~= -lr * g_A . g_B (Taylor)."""
     _check_pair(g_a, g_b, ("g_a", "g_b"))
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or lr == float("inf"):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    lr = check_number("lr", lr, low=0.0, low_open=True)
     return float(-lr * (g_a.double() @ g_b.double()))
 
 
@@ -151,8 +142,7 @@ def pcgrad(grads: Sequence[Tensor] | Tensor, seed: int | None = None, reduction:
         grads = list(grads)
     if not isinstance(grads, Sequence) or len(grads) == 0:
         raise ValueError("grads must hold at least one (P,) gradient")
-    if reduction not in ("sum", "mean", "none"):
-        raise ValueError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
+    check_choice("reduction", reduction, ("sum", "mean", "none"))
     for t, g in enumerate(grads):
         _check_vector(f"grads[{t}]", g, grads[0].numel() if isinstance(grads[0], Tensor) else None)
     generator = make_generator(seed)
@@ -188,8 +178,7 @@ def memory_grad_edit(memory_X: Tensor, memory_y: Tensor, combine: Callable[[Tens
     """
     check_xy(memory_X, memory_y)
     check_positive_int("batch_size", batch_size)
-    if not callable(combine):
-        raise TypeError(f"combine must be a function (g, g_ref) -> g_new, got {type(combine).__name__}")
+    check_callable("combine", combine, "(g, g_ref) -> g_new")
     generator = make_generator(seed)
     n = len(memory_y)
 

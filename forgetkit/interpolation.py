@@ -13,7 +13,6 @@ WiSE-FT (Wortsman et al., 2022) deploys a point in between (``wise_ft``, ``wise_
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -22,17 +21,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .training import eval_mode
-
-StateDict = Mapping[str, Tensor]
-
-
-def _check_state_dict(name: str, sd: object) -> None:
-    if not isinstance(sd, Mapping):
-        raise TypeError(f"{name} must be a state dict (a mapping of names to tensors), got {type(sd).__name__}")
-    for key, value in sd.items():
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{name}[{key!r}] must be a tensor, got {type(value).__name__}")
+from .checks import ModelOrState, StateDict, check_int, check_module, check_number, check_state_dict
+from .models import eval_mode
 
 
 def _check_matching(sd_a: StateDict, sd_b: StateDict, name_b: str = "sd_b") -> None:
@@ -44,26 +34,22 @@ def _check_matching(sd_a: StateDict, sd_b: StateDict, name_b: str = "sd_b") -> N
             raise ValueError(f"{key!r} has shape {tuple(sd_a[key].shape)} in sd_a but {tuple(sd_b[key].shape)} in {name_b}")
 
 
-def _check_alpha(alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) and not (
-            isinstance(alpha, Tensor) and alpha.numel() == 1):
-        raise TypeError(f"alpha must be a real number, got {type(alpha).__name__}")
-    alpha = float(alpha)
-    if not math.isfinite(alpha):
-        raise ValueError(f"alpha must be finite, got {alpha}")
-    return alpha
+def _check_alpha(alpha: object, low: float | None = None, high: float | None = None) -> float:
+    """The interpolation weight as a float (a one-element tensor is accepted too)."""
+    if isinstance(alpha, Tensor) and alpha.numel() == 1 and not alpha.dtype == torch.bool:
+        alpha = alpha.item()
+    return check_number("alpha", alpha, low=low, high=high)
 
 
-def interpolate_state_dicts(sd_a: StateDict, sd_b: StateDict, alpha: float) -> dict[str, Tensor]:
-    """The point ``(1 - alpha) * sd_a + alpha * sd_b`` of the line through two state dicts.
+def interpolate_state_dicts(sd_a: ModelOrState, sd_b: ModelOrState, alpha: float) -> dict[str, Tensor]:
+    """The point ``(1 - alpha) * sd_a + alpha * sd_b`` of the line through two state dicts (or models).
 
     alpha = 0 gives (a copy of) ``sd_a``, alpha = 1 gives ``sd_b``; values outside [0, 1]
     extrapolate along the same line. Floating-point tensors are interpolated (on sd_a's device
     and dtype); other tensors (integer buffers such as BatchNorm's ``num_batches_tracked``) are
-    copied from ``sd_a``. Both dicts must have the same keys and shapes; neither is modified.
+    copied from ``sd_a``. Both must have the same keys and shapes; neither is modified.
     """
-    _check_state_dict("sd_a", sd_a)
-    _check_state_dict("sd_b", sd_b)
+    sd_a, sd_b = check_state_dict("sd_a", sd_a), check_state_dict("sd_b", sd_b)
     _check_matching(sd_a, sd_b)
     alpha = _check_alpha(alpha)
     out: dict[str, Tensor] = {}
@@ -97,8 +83,7 @@ def _evaluate_states(model: nn.Module, states: Iterable[StateDict], eval_fns: Ev
 
     The model's own weights and train/eval mode are restored afterwards, also after an error.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     _check_eval_fns(eval_fns)
     original = {k: v.detach().clone() for k, v in model.state_dict().items()}
     results: dict[str, list[float]] = {name: [] for name in eval_fns}
@@ -118,23 +103,24 @@ def _evaluate_states(model: nn.Module, states: Iterable[StateDict], eval_fns: Ev
     return {name: np.asarray(values, dtype=float) for name, values in results.items()}
 
 
-def _check_model_state(model: nn.Module, name: str, sd: StateDict) -> None:
-    _check_state_dict(name, sd)
-    if isinstance(model, nn.Module):
-        _check_matching(model.state_dict(), sd, name)
+def _check_model_state(model: nn.Module, name: str, sd: ModelOrState) -> dict[str, Tensor]:
+    """``sd`` as a state dict that fits ``model`` (the same keys and shapes)."""
+    sd = check_state_dict(name, sd)
+    _check_matching(check_module(model).state_dict(), sd, name)
+    return sd
 
 
-def evaluate_along_line(model: nn.Module, sd_a: StateDict, sd_b: StateDict, alphas: Sequence[float] | np.ndarray,
+def evaluate_along_line(model: nn.Module, sd_a: ModelOrState, sd_b: ModelOrState, alphas: Sequence[float] | np.ndarray,
                         eval_fns: EvalFns) -> dict[str, np.ndarray]:
     """Evaluate ``model`` at ``interpolate_state_dicts(sd_a, sd_b, alpha)`` for every alpha.
 
+    ``sd_a``, ``sd_b``: state dicts or models (a model's weights are copied at the call).
     ``eval_fns`` maps a name to ``fn(model) -> float`` (e.g. a task's test loss). Returns
     ``{name: array (len(alphas),)}``. The functions run in eval mode without gradients; the
     model's weights and mode are restored afterwards. Goodfellow et al. (2015) introduced this
     one-dimensional view of the loss surface.
     """
-    _check_model_state(model, "sd_a", sd_a)
-    _check_model_state(model, "sd_b", sd_b)
+    sd_a, sd_b = _check_model_state(model, "sd_a", sd_a), _check_model_state(model, "sd_b", sd_b)
     try:
         alphas = np.asarray(alphas.detach().cpu() if isinstance(alphas, Tensor) else alphas, dtype=float)
     except (TypeError, ValueError) as err:
@@ -144,7 +130,7 @@ def evaluate_along_line(model: nn.Module, sd_a: StateDict, sd_b: StateDict, alph
     return _evaluate_states(model, (interpolate_state_dicts(sd_a, sd_b, float(a)) for a in alphas), eval_fns)
 
 
-@dataclass
+@dataclass(repr=False)
 class LossPlane:
     """Values of several functions on a grid in the plane through three weight vectors.
 
@@ -158,6 +144,10 @@ class LossPlane:
     values: dict[str, np.ndarray]
     points: np.ndarray
 
+    def __repr__(self) -> str:
+        return (f"LossPlane({len(self.ys)} x {len(self.xs)} grid, x in [{self.xs[0]:.3g}, {self.xs[-1]:.3g}], "
+                f"y in [{self.ys[0]:.3g}, {self.ys[-1]:.3g}], values of {list(self.values)})")
+
 
 def _float_keys(sd: StateDict) -> list[str]:
     return [k for k, v in sd.items() if v.is_floating_point()]
@@ -167,8 +157,8 @@ def _flatten(sd: StateDict, keys: Sequence[str]) -> Tensor:
     return torch.cat([sd[k].detach().reshape(-1).double().cpu() for k in keys])
 
 
-def evaluate_on_plane(model: nn.Module, sd_origin: StateDict, sd_1: StateDict, sd_2: StateDict, eval_fns: EvalFns,
-                      resolution: int = 21, margin: float = 0.25) -> LossPlane:
+def evaluate_on_plane(model: nn.Module, sd_origin: ModelOrState, sd_1: ModelOrState, sd_2: ModelOrState,
+                      eval_fns: EvalFns, resolution: int = 21, margin: float = 0.25) -> LossPlane:
     """Evaluate ``model`` on a ``resolution`` x ``resolution`` grid in the plane through three state dicts.
 
     Directions (Garipov et al., 2018, sec. 3.1; plots as in Li et al., 2018): u = theta_1 - theta_0
@@ -177,12 +167,10 @@ def evaluate_on_plane(model: nn.Module, sd_origin: StateDict, sd_1: StateDict, s
     the box's larger side. Floating-point tensors span the plane; other tensors are taken from
     ``sd_origin``. ``eval_fns`` as in ``evaluate_along_line``; weights and mode are restored afterwards.
     """
-    for name, sd in (("sd_origin", sd_origin), ("sd_1", sd_1), ("sd_2", sd_2)):
-        _check_model_state(model, name, sd)
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
-        raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < math.inf:
-        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    sd_origin, sd_1, sd_2 = (_check_model_state(model, name, sd) for name, sd in
+                             (("sd_origin", sd_origin), ("sd_1", sd_1), ("sd_2", sd_2)))
+    resolution = check_int("resolution", resolution, low=2)
+    margin = check_number("margin", margin, low=0.0)
     keys = _float_keys(sd_origin)
     theta_0, theta_1, theta_2 = (_flatten(sd, keys) for sd in (sd_origin, sd_1, sd_2))
     d1, d2 = theta_1 - theta_0, theta_2 - theta_0
@@ -220,28 +208,21 @@ def evaluate_on_plane(model: nn.Module, sd_origin: StateDict, sd_1: StateDict, s
 # ------------------------------------------------------------------------------------------
 
 
-def _as_state_dict(model_or_sd: nn.Module | StateDict) -> StateDict:
-    return model_or_sd.state_dict() if isinstance(model_or_sd, nn.Module) else model_or_sd
-
-
-def wise_ft(base: nn.Module | StateDict, finetuned: nn.Module | StateDict, alpha: float) -> dict[str, Tensor]:
+def wise_ft(base: ModelOrState, finetuned: ModelOrState, alpha: float) -> dict[str, Tensor]:
     """WiSE-FT (Wortsman et al., 2022, eq. 1): theta = (1 - alpha) * theta_base + alpha * theta_finetuned.
 
     ``base`` and ``finetuned`` are models or state dicts of the same architecture; alpha in [0, 1]
     (0 = the base model, 1 = the fine-tuned one). Returns a new state dict; load it with
     ``model.load_state_dict``.
     """
-    alpha = _check_alpha(alpha)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1] (0 = base, 1 = fine-tuned), got {alpha}")
-    return interpolate_state_dicts(_as_state_dict(base), _as_state_dict(finetuned), alpha)
+    return interpolate_state_dicts(base, finetuned, _check_alpha(alpha, low=0.0, high=1.0))
 
 
-def wise_ft_sweep(model: nn.Module, sd_base: StateDict, sd_finetuned: StateDict, alphas: Sequence[float],
+def wise_ft_sweep(model: nn.Module, sd_base: ModelOrState, sd_finetuned: ModelOrState, alphas: Sequence[float],
                   eval_fns: EvalFns) -> dict[str, np.ndarray | float]:
     """Evaluate ``wise_ft(sd_base, sd_finetuned, alpha)`` for every alpha and keep the best mixture.
 
-    Returns ``{name: array (len(alphas),)}`` for every eval function, ``"mean"``: their mean at each
+    ``sd_base``, ``sd_finetuned``: state dicts or models, as for ``wise_ft``. Returns ``{name: array (len(alphas),)}`` for every eval function, ``"mean"``: their mean at each
     alpha, and ``"best_alpha"``: the alpha with the highest mean (the first one on a tie). The model
     is left holding the best alpha's weights.
     """
@@ -253,6 +234,7 @@ def wise_ft_sweep(model: nn.Module, sd_base: StateDict, sd_finetuned: StateDict,
         raise TypeError(f"alphas must be a 1-D sequence of numbers, got {type(alphas).__name__}") from err
     if grid.ndim != 1 or len(grid) == 0 or not (np.all(grid >= 0.0) and np.all(grid <= 1.0)):
         raise ValueError(f"alphas must be a non-empty 1-D sequence in [0, 1] (0 = base, 1 = fine-tuned), got {alphas!r}")
+    sd_base, sd_finetuned = _check_model_state(model, "sd_base", sd_base), _check_model_state(model, "sd_finetuned", sd_finetuned)
     values = evaluate_along_line(model, sd_base, sd_finetuned, grid, eval_fns)
     mean = np.mean([values[name] for name in eval_fns], axis=0)
     best_alpha = float(grid[int(np.argmax(mean))])

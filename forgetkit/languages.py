@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checks import check_positive_int
+from .checks import check_choice, check_number, check_positive_int
 from .seeding import get_seed
 
 ALPHABET = "\n .abcdefghijklmnopqrstuvwxyz"
@@ -43,6 +43,9 @@ class CharTokenizer:
             raise ValueError("alphabet must be a non-empty string of distinct characters")
         self.alphabet = alphabet
         self.stoi = {ch: i for i, ch in enumerate(alphabet)}
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer({self.alphabet!r})"
 
     @property
     def vocab_size(self) -> int:
@@ -137,7 +140,7 @@ CLINICAL_SYLLABLES = _syllables(
 )
 
 
-@dataclass
+@dataclass(repr=False)
 class Language:
     """A generated language: its lexicon and a sentence sampler.
 
@@ -152,6 +155,11 @@ class Language:
     templates: tuple[str, ...]
     genders: dict[str, str] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{kind} {len(words)}" for kind, words in self.lexicon.items())
+        return (f"Language({self.name!r}, {self.word_order}, {sum(map(len, self.lexicon.values()))} words "
+                f"({sizes}), templates {self.templates})")
+
     # -- sampling helpers ------------------------------------------------------------------
     def _word(self, rng: np.random.Generator, kind: str, vocab_fraction: float) -> str:
         words = self.lexicon[kind]
@@ -162,8 +170,7 @@ class Language:
 
     def sentence(self, rng: np.random.Generator, vocab_fraction: float = 1.0,
                  templates: Sequence[str] | None = None) -> str:
-        if not 0.0 < vocab_fraction <= 1.0:
-            raise ValueError(f"vocab_fraction must be in (0, 1], got {vocab_fraction!r}")
+        check_number("vocab_fraction", vocab_fraction, low=0.0, high=1.0, low_open=True)
         pool = tuple(templates) if templates is not None else self.templates
         unknown = set(pool) - set(self.templates)
         if not pool or unknown:
@@ -295,8 +302,7 @@ def language_tokens(name: str, split: str = "train", num_sentences: int = 2000, 
 
     ``split="train"`` and ``split="test"`` draw disjoint streams of sentences from the same seed.
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    check_choice("split", split, ("train", "test"))
     seed = (get_seed(seed) * 2 + (split == "test")) % 2**32  # train even, test odd; stays a valid seed
     text = make_language(name).text(num_sentences, seed, vocab_fraction, templates)
     return (tokenizer or CharTokenizer()).encode(text)

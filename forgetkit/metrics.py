@@ -16,8 +16,9 @@ import numpy as np
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from .checks import check_callable, check_int
 from .data import Task
-from .training import accuracy, progress_enabled
+from .training import accuracy, evaluate_lm, progress_enabled
 
 
 def _as_matrix(R: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
@@ -72,9 +73,9 @@ def forgetting(R, k: int | None = None) -> float:
     """
     R = _as_matrix(R)
     T = len(R)
-    k = T - 1 if k is None else k
-    if not isinstance(k, int) or not 1 <= k < T:
-        raise ValueError(f"k must be an int in [1, {T - 1}], got {k!r}")
+    if T < 2:
+        raise ValueError("forgetting needs at least 2 tasks")
+    k = T - 1 if k is None else check_int("k", k, low=1, high=T - 1)
     return float(np.mean([R[:k, j].max() - R[k, j] for j in range(k)]))
 
 
@@ -132,6 +133,7 @@ def accuracy_matrix(
     """
     if len(tasks) == 0:
         raise ValueError("tasks is empty: expected at least one task")
+    check_callable("train_on_task", train_on_task, "(model, i, task) -> anything")
     T = len(tasks)
     R = np.zeros((T, T))
     for i in tqdm(range(T), desc="tasks", disable=not progress_enabled(progress), leave=False):
@@ -147,6 +149,4 @@ def perplexity(model: nn.Module, tokens) -> float:
     A perplexity of k means the model is as unsure as a fair choice among k characters
     (1 = perfect; the alphabet size = no knowledge; larger = confidently wrong).
     """
-    from .training import evaluate_lm
-
     return float(np.exp(evaluate_lm(model, tokens)))

@@ -8,14 +8,35 @@ head. Attention is written out by hand (no fused kernel) so lessons can look at 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_positive_int
+from .checks import check_int, check_number, check_positive_int
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``with eval_mode(model):`` runs the block in eval mode (dropout off, batch-norm on running
+    statistics) and puts back the mode the model had, also when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a parameter-free model)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
 
 
 class MLP(nn.Module):
@@ -26,9 +47,9 @@ class MLP(nn.Module):
 
     def __init__(self, sizes: Sequence[int] = (64, 256, 256, 10)):
         super().__init__()
-        if len(sizes) < 2 or any(not isinstance(s, int) or s < 1 for s in sizes):
-            raise ValueError(f"sizes must be at least two positive ints, got {sizes!r}")
-        self.sizes = tuple(sizes)
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) < 2:
+            raise ValueError(f"sizes must be at least two positive ints, e.g. (64, 256, 10), got {sizes!r}")
+        self.sizes = tuple(check_positive_int("every size in sizes", s) for s in sizes)
         layers: list[nn.Module] = []
         for d_in, d_out in zip(sizes[:-2], sizes[1:-1]):
             layers += [nn.Linear(d_in, d_out), nn.ReLU()]
@@ -86,24 +107,42 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class TinyLM(nn.Module):
-    """A character-level, decoder-only transformer language model."""
+@dataclass(frozen=True)
+class TinyLMConfig:
+    """The shape of a ``TinyLM`` (as nanoGPT's ``GPTConfig``): vocabulary, context length and size.
 
-    def __init__(self, vocab_size: int, block_size: int = 32, n_layer: int = 3, n_head: int = 4, n_embd: int = 32):
+    ``block_size`` is the longest context in characters; ``n_embd`` must be divisible by ``n_head``.
+    """
+
+    vocab_size: int
+    block_size: int = 32
+    n_layer: int = 3
+    n_head: int = 4
+    n_embd: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+
+class TinyLM(nn.Module):
+    """A character-level, decoder-only transformer language model: ``TinyLM(TinyLMConfig(vocab_size=29))``."""
+
+    def __init__(self, config: TinyLMConfig):
         super().__init__()
-        for key, value in dict(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer,
-                               n_head=n_head, n_embd=n_embd).items():
-            check_positive_int(key, value)
-        if n_embd % n_head:
-            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
-        self.config = dict(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer,
-                           n_head=n_head, n_embd=n_embd)
-        self.block_size = block_size
-        self.token_embedding = nn.Embedding(vocab_size, n_embd)
-        self.position_embedding = nn.Embedding(block_size, n_embd)
-        self.blocks = nn.ModuleList(Block(n_embd, n_head, block_size) for _ in range(n_layer))
-        self.ln_f = nn.LayerNorm(n_embd)
-        self.lm_head = nn.Linear(n_embd, vocab_size)
+        if not isinstance(config, TinyLMConfig):
+            raise TypeError(f"config must be a forgetkit TinyLMConfig, e.g. TinyLMConfig(vocab_size=29), "
+                            f"got {type(config).__name__}")
+        self.config = config
+        self.block_size = config.block_size
+        self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        self.blocks = nn.ModuleList(Block(config.n_embd, config.n_head, config.block_size)
+                                    for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
 
     def hidden_states(self, idx: Tensor, keep_attention: bool = False) -> list[Tensor]:
         """The residual stream after the embeddings and after each block: n_layer + 1 tensors (B, T, C)."""
@@ -140,18 +179,17 @@ class TinyLM(nn.Module):
     @torch.no_grad()
     def generate(self, idx: Tensor, max_new_tokens: int, temperature: float = 1.0,
                  generator: torch.Generator | None = None) -> Tensor:
-        """Extend idx (B, T) by sampling ``max_new_tokens`` characters; returns (B, T + max_new_tokens)."""
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        was_training = self.training
-        self.eval()
-        for _ in range(max_new_tokens):
-            logits, _ = self(idx[:, -self.block_size :])
-            probs = F.softmax(logits[:, -1, :] / temperature, dim=-1)
-            # sample on the CPU so the same generator gives the same text on any device
-            next_id = torch.multinomial(probs.cpu(), 1, generator=generator).to(idx.device)
-            idx = torch.cat([idx, next_id], dim=1)
-        self.train(was_training)
+        """Extend idx (B, T) by sampling ``max_new_tokens`` characters; returns (B, T + max_new_tokens).
+
+        Runs in eval mode (the model's mode is restored afterwards).
+        """
+        check_int("max_new_tokens", max_new_tokens, low=0)
+        check_number("temperature", temperature, low=0.0, low_open=True)
+        with eval_mode(self):
+            for _ in range(max_new_tokens):
+                logits, _ = self(idx[:, -self.block_size :])
+                probs = F.softmax(logits[:, -1, :] / temperature, dim=-1)
+                # sample on the CPU so the same generator gives the same text on any device
+                next_id = torch.multinomial(probs.cpu(), 1, generator=generator).to(idx.device)
+                idx = torch.cat([idx, next_id], dim=1)
         return idx

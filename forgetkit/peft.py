@@ -7,7 +7,9 @@ Four ways to fine-tune a pre-trained network while leaving most of it alone:
 - bottleneck adapters (Houlsby et al., 2019): small residual MLPs inserted after chosen layers,
   ``h + up(relu(down(h)))`` with ``up`` initialised to zero, so the model starts unchanged;
 - LoRA (Hu et al., 2021): a frozen ``nn.Linear`` W plus a trainable low-rank update,
-  ``W x + (alpha / r) B A x`` with A (r, d_in) random and B (d_out, r) zero, mergeable into W.
+  ``W x + (lora_alpha / r) B A x`` with A (r, d_in) random and B (d_out, r) zero, mergeable into W.
+  The arguments carry Hugging Face peft's names (``r``, ``lora_alpha``, ``target_modules``, and
+  scaling = lora_alpha / r), so what a learner writes here reads the same in peft's ``LoraConfig``.
 
 Layer names are the dotted names of ``model.named_modules()`` / ``named_parameters()``
 (e.g. ``"body.0"``, ``"blocks.1.attn.proj"``); a *pattern* is a regular expression that must
@@ -18,18 +20,23 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_positive_int
-
-
-def _check_module(model: object, name: str = "model") -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+from .checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_module,
+    check_number,
+    check_positive_int,
+)
+from .models import MLP, TinyLM
+from .training import fit
 
 
 def _compile(pattern: str | None) -> re.Pattern | None:
@@ -48,20 +55,30 @@ def _compile(pattern: str | None) -> re.Pattern | None:
 # ------------------------------------------------------------------------------------------
 
 
+def trainable_parameters(model: nn.Module, required: bool = False) -> dict[str, nn.Parameter]:
+    """The parameters that will be trained (``requires_grad=True``), by name, in model order.
+
+    With ``required``, a model with none raises ValueError (nothing to train or differentiate).
+    """
+    check_module(model)
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    if required and not params:
+        raise ValueError("the model has no trainable parameters (every requires_grad is False)")
+    return params
+
+
 def count_trainable(model: nn.Module) -> int:
     """Number of scalar parameters with ``requires_grad=True``."""
-    _check_module(model)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return sum(p.numel() for p in trainable_parameters(model).values())
 
 
 def count_frozen(model: nn.Module) -> int:
     """Number of scalar parameters with ``requires_grad=False``."""
-    _check_module(model)
-    return sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return sum(p.numel() for p in check_module(model).parameters() if not p.requires_grad)
 
 
 def _set_requires_grad(model: nn.Module, pattern: str | None, value: bool) -> list[str]:
-    _check_module(model)
+    check_module(model)
     regex = _compile(pattern)
     names = []
     for name, p in model.named_parameters():
@@ -89,18 +106,12 @@ def unfreeze(model: nn.Module, pattern: str | None = None) -> nn.Module:
     return model
 
 
-def trainable_names(model: nn.Module) -> list[str]:
-    """Names of the parameters that will be trained (``requires_grad=True``), in model order."""
-    _check_module(model)
-    return [name for name, p in model.named_parameters() if p.requires_grad]
-
-
 def linear_probe(model: nn.Module, head: str = "head") -> nn.Module:
     """Freeze everything except the parameters of submodule ``head`` (a linear probe); returns ``model``.
 
     ``head`` is the submodule's dotted name: ``"head"`` for ``MLP``, ``"lm_head"`` for ``TinyLM``.
     """
-    _check_module(model)
+    check_module(model)
     if not isinstance(head, str) or head not in dict(model.named_modules()) or head == "":
         heads = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
         raise ValueError(f"head {head!r} is not a submodule of the model; its linear layers are {heads}")
@@ -117,11 +128,8 @@ def lp_ft(model: nn.Module, X: Tensor, y: Tensor, *, probe_steps: int, finetune_
     (``eval_fn``, ``eval_every``, ``seed`` ...). Returns ``(probe_history, finetune_history)``;
     afterwards every parameter is trainable.
     """
-    from .training import fit
-
-    for key, value in (("probe_steps", probe_steps), ("finetune_steps", finetune_steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{key} must be a non-negative int, got {value!r}")
+    check_int("probe_steps", probe_steps, low=0)
+    check_int("finetune_steps", finetune_steps, low=0)
     linear_probe(model, head)
     probe_history = fit(model, X, y, num_steps=probe_steps, lr=probe_lr, **fit_kwargs)
     unfreeze(model)
@@ -155,15 +163,36 @@ class Adapter(nn.Module):
         return h + self.up(F.relu(self.down(h)))
 
 
-def _matching_linears(model: nn.Module, pattern: str) -> list[str]:
-    """Names of the ``nn.Linear`` submodules whose dotted name fullmatches ``pattern``."""
-    regex = _compile(pattern)
-    if regex is None:
-        raise TypeError("pattern must be a regular expression string, got None")
+def _matching_linears(model: nn.Module, target_modules: str | Sequence[str]) -> list[str]:
+    """Names of the ``nn.Linear`` submodules that ``target_modules`` selects, as in Hugging Face peft:
+    a str is a regular expression that must match the whole dotted name; a list of names selects
+    every layer whose name is one of them or ends with "." + one of them (``["qkv", "proj"]``).
+
+    Raises ValueError when the selection takes in a layer that already has LoRA (wrapping it again
+    would nest LoRA in LoRA), or when it selects nothing (naming the layers there are).
+    """
+    if isinstance(target_modules, str):
+        regex = _compile(target_modules)
+
+        def selected(name: str) -> bool:
+            return bool(regex.fullmatch(name))
+    elif isinstance(target_modules, Sequence) and all(isinstance(t, str) for t in target_modules):
+        def selected(name: str) -> bool:
+            return any(name == t or name.endswith("." + t) for t in target_modules)
+    else:
+        raise TypeError(f"target_modules must be a regular expression (str) or a list of layer names, "
+                        f"got {type(target_modules).__name__}")
+    with_lora = [n for n, m in model.named_modules() if isinstance(m, LoRALinear)]
+    wrapped = {f"{n}.base" if n else "base": n for n in with_lora}  # the nn.Linear inside each LoRALinear
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    names = [n for n in linears if regex.fullmatch(n)]
+    names = [n for n in linears if selected(n)]
+    again = sorted({n for n in with_lora if selected(n)} | {wrapped[n] for n in names if n in wrapped})
+    if again:
+        raise ValueError(f"target_modules {target_modules!r} selects layers that already have LoRA ({again}): "
+                         "wrap each layer once (merge_lora folds an update into the weights)")
     if not names:
-        raise ValueError(f"pattern {pattern!r} matches no nn.Linear layer; the model's linear layers are {linears}")
+        raise ValueError(f"target_modules {target_modules!r} selects no nn.Linear layer; the model's "
+                         f"linear layers are {linears}")
     return names
 
 
@@ -174,34 +203,33 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def default_targets(model: nn.Module, kind: str = "lora") -> str:
-    """The layers the course adapts by default, as a pattern.
+    """The layers the course adapts by default, as a pattern (``target_modules``).
 
     ``MLP``: its hidden ``nn.Linear`` layers (not the head). ``TinyLM``: for ``kind="lora"`` each
     block's attention projections and MLP layers; for ``kind="adapter"`` the output projection of
     attention and of the MLP in each block (Houlsby's two adapters per layer).
     """
-    from .models import MLP, TinyLM
-
-    if kind not in ("lora", "adapter"):
-        raise ValueError(f"kind must be 'lora' or 'adapter', got {kind!r}")
+    check_choice("kind", kind, ("lora", "adapter"))
     if isinstance(model, MLP):
         return r"body\.\d+"
     if isinstance(model, TinyLM):
         return r"blocks\.\d+\.(attn\.(qkv|proj)|mlp\.[02])" if kind == "lora" else r"blocks\.\d+\.(attn\.proj|mlp\.2)"
-    raise ValueError(f"no default target layers for {type(model).__name__}: pass a pattern")
+    raise ValueError(f"no default target layers for {type(model).__name__}: pass target_modules")
 
 
-def add_adapters(model: nn.Module, bottleneck: int, pattern: str | None = None,
+def add_adapters(model: nn.Module, bottleneck: int, target_modules: str | Sequence[str] | None = None,
                  freeze_rest: bool = True) -> nn.Module:
-    """Insert an ``Adapter`` right after every ``nn.Linear`` whose name fullmatches ``pattern``; returns ``model``.
+    """Insert an ``Adapter`` right after every ``nn.Linear`` that ``target_modules`` selects; returns ``model``.
 
-    Each matched layer ``L`` is replaced (in place) by ``nn.Sequential(L, Adapter(L.out_features,
-    bottleneck))``, on L's device. Default pattern: ``default_targets(model, "adapter")``. With ``freeze_rest`` only adapter parameters stay trainable (unfreeze a
-    head yourself if it must learn).
+    Each selected layer ``L`` is replaced (in place) by ``nn.Sequential(L, Adapter(L.out_features,
+    bottleneck))``, on L's device. ``target_modules``: a pattern or a list of names, as in
+    ``apply_lora``; default ``default_targets(model, "adapter")``. With ``freeze_rest`` only adapter
+    parameters stay trainable (unfreeze a head yourself if it must learn).
     """
-    _check_module(model)
+    check_module(model)
     check_positive_int("bottleneck", bottleneck)
-    names = _matching_linears(model, pattern or default_targets(model, "adapter"))
+    check_bool("freeze_rest", freeze_rest)
+    names = _matching_linears(model, default_targets(model, "adapter") if target_modules is None else target_modules)
     if freeze_rest:
         freeze(model)
     for name in names:
@@ -216,41 +244,41 @@ def add_adapters(model: nn.Module, bottleneck: int, pattern: str | None = None,
 # ------------------------------------------------------------------------------------------
 
 
-def lora_linear(x: Tensor, weight: Tensor, bias: Tensor | None, A: Tensor, B: Tensor, alpha: float) -> Tensor:
-    """The LoRA layer's output: ``x W^T + b + (alpha / r) * (x A^T) B^T`` (Hu et al., 2021, eq. 3).
+def lora_linear(x: Tensor, weight: Tensor, bias: Tensor | None, A: Tensor, B: Tensor, lora_alpha: float) -> Tensor:
+    """The LoRA layer's output: ``x W^T + b + (lora_alpha / r) * (x A^T) B^T`` (Hu et al., 2021, eq. 3).
 
     Shapes: x (..., d_in), weight W (d_out, d_in), bias b (d_out,) or None, A (r, d_in),
     B (d_out, r); returns (..., d_out). The rank r is ``A.shape[0]``.
     """
     r = A.shape[0]
-    return F.linear(x, weight, bias) + (alpha / r) * F.linear(F.linear(x, A), B)
+    return F.linear(x, weight, bias) + (lora_alpha / r) * F.linear(F.linear(x, A), B)
 
 
 class LoRALinear(nn.Module):
-    """A frozen ``nn.Linear`` plus a trainable rank-``rank`` update (Hu et al., 2021):
+    """A frozen ``nn.Linear`` plus a trainable rank-``r`` update (Hu et al., 2021):
 
-        y = W x + b + (alpha / rank) * B A x,   A (rank, d_in) random,  B (d_out, rank) zero.
+        y = W x + b + (lora_alpha / r) * B A x,   A (r, d_in) random,  B (d_out, r) zero.
 
-    B = 0 makes the layer start exactly equal to ``base``. Only A and B train:
-    rank * (d_in + d_out) parameters instead of d_out * d_in (+ d_out). ``merge()`` folds the
-    update into W (one matmul at inference, same outputs); ``unmerge()`` takes it out again.
+    B = 0 makes the layer start exactly equal to ``base``. Only A and B train: r * (d_in + d_out)
+    parameters instead of d_out * d_in (+ d_out). ``merge()`` folds the update into W (one matmul
+    at inference, same outputs); ``unmerge()`` takes it out again. ``merged`` is a buffer, so a
+    merged model's ``state_dict`` says so and loads correctly into a fresh ``apply_lora`` model.
     """
 
-    def __init__(self, base: nn.Linear, rank: int, alpha: float = 1.0):
+    def __init__(self, base: nn.Linear, r: int, lora_alpha: float = 1.0):
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise TypeError(f"base must be a torch.nn.Linear, got {type(base).__name__}")
-        check_positive_int("rank", rank)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
-            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
+        self.r = check_positive_int("r", r)
+        self.lora_alpha = check_number("lora_alpha", lora_alpha, low=0.0, low_open=True)
+        self.scaling = self.lora_alpha / self.r
         self.base = base
         base.requires_grad_(False)
-        self.rank, self.alpha, self.scaling = rank, float(alpha), float(alpha) / rank
         factory = dict(device=base.weight.device, dtype=base.weight.dtype)
-        self.A = nn.Parameter(torch.empty(rank, base.in_features, **factory))
-        self.B = nn.Parameter(torch.zeros(base.out_features, rank, **factory))
+        self.A = nn.Parameter(torch.empty(self.r, base.in_features, **factory))
+        self.B = nn.Parameter(torch.zeros(base.out_features, self.r, **factory))
         nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))  # as nn.Linear initialises its weight
-        self.merged = False
+        self.register_buffer("merged", torch.tensor(False, device=base.weight.device))
 
     @property
     def in_features(self) -> int:
@@ -261,59 +289,63 @@ class LoRALinear(nn.Module):
         return self.base.out_features
 
     def delta_weight(self) -> Tensor:
-        """The update (alpha / rank) * B A, shape (d_out, d_in)."""
+        """The update (lora_alpha / r) * B A, shape (d_out, d_in)."""
         return self.scaling * (self.B @ self.A)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (..., d_in) -> (..., d_out)."""
         if self.merged:
             return self.base(x)
-        return lora_linear(x, self.base.weight, self.base.bias, self.A, self.B, self.alpha)
+        return lora_linear(x, self.base.weight, self.base.bias, self.A, self.B, self.lora_alpha)
 
     @torch.no_grad()
     def merge(self) -> LoRALinear:
-        """W <- W + (alpha / rank) B A; the layer then computes with W alone. Returns self."""
+        """W <- W + (lora_alpha / r) B A; the layer then computes with W alone. Returns self."""
         if self.merged:
             raise RuntimeError("this LoRALinear is already merged: call unmerge() first")
         self.base.weight += self.delta_weight()
-        self.merged = True
+        self.merged.fill_(True)
         return self
 
     @torch.no_grad()
     def unmerge(self) -> LoRALinear:
-        """W <- W - (alpha / rank) B A, undoing ``merge()``. Returns self."""
+        """W <- W - (lora_alpha / r) B A, undoing ``merge()``. Returns self."""
         if not self.merged:
             raise RuntimeError("this LoRALinear is not merged: nothing to unmerge")
         self.base.weight -= self.delta_weight()
-        self.merged = False
+        self.merged.fill_(False)
         return self
 
     def extra_repr(self) -> str:
-        return f"rank={self.rank}, alpha={self.alpha:g}, merged={self.merged}"
+        return f"r={self.r}, lora_alpha={self.lora_alpha:g}, merged={bool(self.merged)}"
 
 
-def apply_lora(model: nn.Module, rank: int, alpha: float = 1.0, pattern: str | None = None,
+def apply_lora(model: nn.Module, r: int, lora_alpha: float = 1.0, target_modules: str | Sequence[str] | None = None,
                freeze_rest: bool = True) -> nn.Module:
-    """Wrap every ``nn.Linear`` whose name fullmatches ``pattern`` in a ``LoRALinear``; returns ``model``.
+    """Wrap every ``nn.Linear`` that ``target_modules`` selects in a ``LoRALinear``; returns ``model``.
 
-    Works on any model (replacement is in place). Default pattern: ``default_targets(model)``.
-    With ``freeze_rest`` every other parameter is frozen too, so only the A and B matrices train
-    (unfreeze a head yourself if it must learn).
+    Works on any model (replacement is in place). ``target_modules`` as in Hugging Face peft: a
+    regular expression matching whole layer names, or a list of names (a layer is selected when
+    its name is one of them or ends with "." + one); default ``default_targets(model)``. With
+    ``freeze_rest`` every other parameter is frozen too, so only the A and B matrices train
+    (unfreeze a head yourself if it must learn). A layer that already has LoRA is refused
+    (ValueError), so calling this twice never nests LoRA in LoRA.
     """
-    _check_module(model)
-    check_positive_int("rank", rank)
-    names = _matching_linears(model, pattern or default_targets(model))
+    check_module(model)
+    check_positive_int("r", r)
+    check_number("lora_alpha", lora_alpha, low=0.0, low_open=True)
+    check_bool("freeze_rest", freeze_rest)
+    names = _matching_linears(model, default_targets(model) if target_modules is None else target_modules)
     if freeze_rest:
         freeze(model)
     for name in names:
-        _replace(model, name, LoRALinear(model.get_submodule(name), rank, alpha))
+        _replace(model, name, LoRALinear(model.get_submodule(name), r, lora_alpha))
     return model
 
 
 def lora_layers(model: nn.Module) -> list[LoRALinear]:
     """Every ``LoRALinear`` in ``model``, in module order."""
-    _check_module(model)
-    return [m for m in model.modules() if isinstance(m, LoRALinear)]
+    return [m for m in check_module(model).modules() if isinstance(m, LoRALinear)]
 
 
 def _for_each_lora(model: nn.Module, action: str) -> nn.Module:
@@ -333,11 +365,3 @@ def merge_lora(model: nn.Module) -> nn.Module:
 def unmerge_lora(model: nn.Module) -> nn.Module:
     """``unmerge()`` every LoRA layer of ``model``; returns it. Raises ValueError if it has none."""
     return _for_each_lora(model, "unmerge")
-
-
-def lora_parameter_count(d_in: int, d_out: int, rank: int) -> int:
-    """Trainable parameters of one LoRA layer: rank * (d_in + d_out)."""
-    for key, value in (("d_in", d_in), ("d_out", d_out), ("rank", rank)):
-        check_positive_int(key, value)
-    return rank * (d_in + d_out)
-

@@ -6,7 +6,7 @@ methods keep the same colour in every lesson (``METHOD_COLORS``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,6 +17,8 @@ NEW_COLOR = "#ff7f0e"  # orange: the new task / the fine-tuning domain
 METHOD_COLORS = {
     "naive": "#d62728",
     "full fine-tuning": "#d62728",
+    "low-lr": "#ff9896",
+    "freeze": "#bd9e39",
     "l2": "#8c564b",
     "l2-sp": "#e377c2",
     "ewc": "#2ca02c",
@@ -224,4 +226,93 @@ def plot_attention(attention, text: str | None = None, ax: Axes | None = None, t
     ax.set_ylabel("query position (character predicting the next)")
     ax.set_title(title)
     plt.colorbar(image, ax=ax, fraction=0.046, label="attention weight")
+    return ax
+
+
+def _place_labels(ax: Axes, labels: Sequence[tuple[float, float, str, str]],
+                  lines: Sequence[np.ndarray], fontsize: float = 7, distance: float = 9.0) -> None:
+    """Write each label ``(x, y, text, color)`` next to its point, on the side where it covers the fewest
+    line segments (``lines``: (n, 2) arrays of data points) and no label already placed.
+
+    Greedy: the eight directions around the point are tried in turn (below right first), in display
+    coordinates with the axes' current limits, and the first with the least overlap wins.
+    """
+    to_px = ax.transData.transform
+    px_per_pt = ax.figure.dpi / 72
+    samples = [p for line in lines if len(line) > 1
+               for a, b in zip(to_px(line[:-1]), to_px(line[1:])) for p in np.linspace(a, b, 25)]
+    samples = np.array(samples).reshape(-1, 2)
+    placed: list[tuple[np.ndarray, np.ndarray]] = []
+    directions = [(1, -1), (1, 1), (-1, -1), (-1, 1), (1, 0), (-1, 0), (0, -1), (0, 1)]  # below right first
+    for x, y, text, color in labels:
+        half = np.array([0.3 * fontsize * len(text) + 1.5, 0.5 * fontsize + 1.5])  # half the box, in points
+        best, best_cost, box = (0.0, 0.0), np.inf, None
+        for dx, dy in directions:
+            offset = np.array([dx * (half[0] + 0.5 * distance), dy * (half[1] + 0.5 * distance)])
+            centre = to_px((x, y)) + px_per_pt * offset
+            low, high = centre - px_per_pt * half, centre + px_per_pt * half
+            margin = 3 * px_per_pt  # keep clear of lines by a few points (the axes may still shrink a little)
+            cost = np.all((samples > low - margin) & (samples < high + margin), axis=1).sum() if len(samples) else 0
+            cost += sum(100 for lo, hi in placed if np.all(low < hi) and np.all(lo < high))
+            if cost < best_cost:
+                best, best_cost, box = tuple(offset), cost, (low, high)
+        placed.append(box)
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=best, fontsize=fontsize, color=color,
+                    ha="center", va="center", zorder=6,
+                    bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
+
+
+def plot_method_frontier(results, ax: Axes | None = None, steps: int | None = None, targets=None,
+                         highlight: Mapping | None = None,
+                         title: str = "Stability-plasticity frontier (lower right is better)") -> Axes:
+    """The capstone's methods as forgetting (y) against learning (x), both in %, mean +- std over seeds.
+
+    ``results`` is a ``forgetkit.capstone.Results``. Naive fine-tuning is drawn as its whole
+    trajectory over steps (the plain fine-tuning curve); every other method as one point per
+    strength at ``steps`` (default: the last checkpoint), joined in strength order and labelled
+    with its strength. ``targets`` (a ``capstone.Targets``) shades the region meeting both;
+    ``highlight`` (a recipe dict) is starred. The legend sits outside the axes, off the lines.
+    """
+    from .capstone import METHODS, check_recipe_format
+
+    ax = _axes(ax, (7, 5))
+    steps = results.settings.steps if steps is None else steps
+    summary = results.summary()
+    labels, lines = [], []  # strength labels, placed once every line is drawn
+    if targets is not None:
+        ax.fill_between([100 * targets.min_learning, 100], -5, 100 * targets.max_forgetting,
+                        color="#2ca02c", alpha=0.12, label="meets both targets")
+    for name in dict.fromkeys(e["method"] for e in summary):
+        color = method_color(name)
+        if name == "naive":
+            line = [e for e in summary if e["method"] == "naive"]
+            xs = [0.0] + [100 * e["learning_mean"] for e in line]
+            ys = [0.0] + [100 * e["forgetting_mean"] for e in line]
+            ax.plot(xs, ys, "-", color=color, lw=2, label=f"naive (0 to {line[-1]['steps']} steps)")
+            ax.plot(xs[1:], ys[1:], "o", color=color, ms=4)
+            lines.append(np.column_stack([xs, ys]))
+            continue
+        points = [e for e in summary if e["method"] == name and e["steps"] == steps]
+        if not points:
+            continue
+        xs = [100 * e["learning_mean"] for e in points]
+        ys = [100 * e["forgetting_mean"] for e in points]
+        ax.errorbar(xs, ys, xerr=[100 * e["learning_std"] for e in points],
+                    yerr=[100 * e["forgetting_std"] for e in points], fmt="o-", color=color, ms=5,
+                    capsize=2, lw=1.2, label=name)
+        lines.append(np.column_stack([xs, ys]))
+        if METHODS[name].knob != "-":
+            labels += [(x, y, f"{e['strength']:g}", color) for x, y, e in zip(xs, ys, points)]
+    if highlight is not None:
+        entry = results.lookup(*check_recipe_format(highlight))
+        if entry is not None:
+            ax.plot(100 * entry["learning_mean"], 100 * entry["forgetting_mean"], "*", color="black", ms=16, zorder=5)
+    ax.set_xlabel("learning: fall of the domain (clinical) loss (%)")
+    ax.set_ylabel("forgetting: rise of the general loss (%)")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=-5)
+    _place_labels(ax, labels, lines)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return ax

@@ -17,13 +17,14 @@ import json
 import os
 import tempfile
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from .device import _choose
-from .languages import LANGUAGE_NAMES, CharTokenizer, language_tokens
-from .models import TinyLM
+from .languages import ALPHABET, LANGUAGE_NAMES, language_tokens
+from .models import TinyLM, TinyLMConfig
 from .seeding import get_seed
 from .training import fit_lm
 
@@ -31,7 +32,7 @@ CACHE_ENV_VAR = "FORGETKIT_CACHE"
 CACHE_FORMAT = 1
 
 # How every base model is made. Changing any value changes the cache key, so old files are rebuilt.
-BASE_MODEL = dict(block_size=32, n_layer=3, n_head=4, n_embd=32)
+BASE_CONFIG = TinyLMConfig(vocab_size=len(ALPHABET), block_size=32, n_layer=3, n_head=4, n_embd=32)
 BASE_TRAINING = dict(num_sentences=3000, num_steps=600, lr=1e-2, batch_size=16)
 
 
@@ -42,7 +43,7 @@ def cache_dir() -> Path:
 
 
 def _recipe(language: str, seed: int) -> dict:
-    return dict(format=CACHE_FORMAT, language=language, seed=seed, model=BASE_MODEL,
+    return dict(format=CACHE_FORMAT, language=language, seed=seed, model=asdict(BASE_CONFIG),
                 training=BASE_TRAINING, torch=torch.__version__.split("+")[0])
 
 
@@ -59,7 +60,7 @@ def train_base_lm(language: str, seed: int | None = None, progress: bool | None 
     tokens = language_tokens(language, "train", BASE_TRAINING["num_sentences"], seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = TinyLM(CharTokenizer().vocab_size, **BASE_MODEL)
+        model = TinyLM(BASE_CONFIG)
     fit_lm(model, tokens, num_steps=BASE_TRAINING["num_steps"], lr=BASE_TRAINING["lr"],
            batch_size=BASE_TRAINING["batch_size"], seed=seed, progress=progress,
            desc=f"pre-training the base model on {language}")
@@ -95,7 +96,7 @@ def _load(path: Path, recipe: dict) -> TinyLM | None:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("recipe") != json.dumps(recipe, sort_keys=True):
             return None  # stale: made with other settings
-        model = TinyLM(CharTokenizer().vocab_size, **BASE_MODEL)
+        model = TinyLM(BASE_CONFIG)
         model.load_state_dict(payload["state_dict"])
         return model
     except FileNotFoundError:

@@ -16,19 +16,22 @@ dict), optionally weighted per parameter by an *importance*::
 
 All are plain functions of the model; plug one into ``fk.train``/``fk.fit`` as the
 ``extra_loss`` hook, e.g. ``extra_loss=lambda m: ewc_penalty(m, fisher, anchor, lam)``
-(an ``OnlineEWC`` object is such a hook itself).
+(an ``OnlineEWC`` object is such a hook itself, and warns before a plain-SGD run that would
+cross the stability limit lr * lam * max F = 2: ``check_ewc_stability``).
 
 The Fisher is the **per-sample** diagonal Fisher, computed with ``torch.func`` (vmap over
 per-sample gradients; for Linear layers the sum of squared per-sample gradients comes from one
 outer-product identity, without storing them) in eval mode: ``fisher_diagonal``. ``fisher_diagonal_loop`` computes the
 same numbers with a slow Python loop (the reference), and ``batched_fisher_shortcut`` the common
 tutorial shortcut (square of each mini-batch's mean gradient), kept only to be contrasted: it is
-about batch-size times too small.
+about batch-size times too small. ``lm_fisher`` is the same Fisher for a language model's
+next-character prediction.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -38,11 +41,22 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
-from .checks import check_positive_int
+from .checks import (
+    StateDict,
+    check_bool,
+    check_callable,
+    check_choice,
+    check_module,
+    check_number,
+    check_positive_int,
+    check_tensor,
+)
+from .languages import lm_batch
+from .models import TinyLM, eval_mode, model_device
+from .peft import trainable_parameters
 from .seeding import make_generator
-from .training import eval_mode, model_device
 
-Params = dict[str, Tensor]
+Params = dict[str, Tensor]  # parameter name -> tensor shaped like that parameter (an anchor, a Fisher)
 FISHER_VARIANTS = ("exact", "sampled", "empirical")
 CHUNK_FLOATS = 4 * 2**20  # fisher_diagonal's automatic chunk: about this many gradient floats at once
 
@@ -52,19 +66,7 @@ CHUNK_FLOATS = 4 * 2**20  # fisher_diagonal's automatic chunk: about this many g
 # ------------------------------------------------------------------------------------------
 
 
-def _check_model(model: nn.Module) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-
-
-def _check_lam(lam: float, name: str = "lam") -> None:
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(lam).__name__}")
-    if not math.isfinite(lam) or lam < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {lam!r}")
-
-
-def _check_params(params: Params, model: nn.Module, what: str) -> None:
+def _check_params(params: StateDict, model: nn.Module, what: str) -> None:
     """Raise unless ``params`` maps names of ``model``'s parameters to tensors of the same shape."""
     if not isinstance(params, dict):
         raise TypeError(f"{what} must be a dict name -> tensor (like a state dict), got {type(params).__name__}")
@@ -79,12 +81,6 @@ def _check_params(params: Params, model: nn.Module, what: str) -> None:
                              f"expected the parameter's shape {tuple(shapes[name])}")
 
 
-def trainable_parameters(model: nn.Module) -> Params:
-    """The model's parameters with ``requires_grad=True``, by name (the tensors themselves)."""
-    _check_model(model)
-    return {name: p for name, p in model.named_parameters() if p.requires_grad}
-
-
 def snapshot(model: nn.Module) -> Params:
     """A detached copy of every trainable parameter: the anchor for the penalties below."""
     return {name: p.detach().clone() for name, p in trainable_parameters(model).items()}
@@ -95,14 +91,14 @@ def snapshot(model: nn.Module) -> Params:
 # ------------------------------------------------------------------------------------------
 
 
-def quadratic_penalty(model: nn.Module, anchor: Params, lam: float, importance: Params | None = None) -> Tensor:
+def quadratic_penalty(model: nn.Module, anchor: StateDict, lam: float, importance: StateDict | None = None) -> Tensor:
     """lam / 2 * sum_i w_i * (theta_i - anchor_i)^2 over the parameters named in ``anchor``.
 
     ``anchor`` and ``importance`` (w; all ones when None) are dicts name -> tensor shaped like
     the parameters. Returns a scalar tensor that gradients flow through.
     """
-    _check_model(model)
-    _check_lam(lam)
+    check_module(model)
+    check_number("lam", lam, low=0.0)
     _check_params(anchor, model, "anchor")
     if importance is not None:
         _check_params(importance, model, "importance")
@@ -125,12 +121,12 @@ def l2_penalty(model: nn.Module, lam: float) -> Tensor:
     return quadratic_penalty(model, anchor, lam)
 
 
-def l2_anchor_penalty(model: nn.Module, anchor: Params, lam: float) -> Tensor:
+def l2_anchor_penalty(model: nn.Module, anchor: StateDict, lam: float) -> Tensor:
     """lam / 2 * ||theta - theta_prev||^2: L2 towards earlier weights (``anchor = snapshot(model)``)."""
     return quadratic_penalty(model, anchor, lam)
 
 
-def l2_sp_penalty(model: nn.Module, start: Params, lam: float, lam_new: float = 0.0) -> Tensor:
+def l2_sp_penalty(model: nn.Module, start: StateDict, lam: float, lam_new: float = 0.0) -> Tensor:
     """L2-SP (Li, Grandvalet & Davoine, 2018, eq. 3):
 
         lam / 2 * ||theta_S - theta_S^0||^2 + lam_new / 2 * ||theta_new||^2
@@ -139,7 +135,7 @@ def l2_sp_penalty(model: nn.Module, start: Params, lam: float, lam_new: float = 
     pre-trained weights) and theta_new are the trainable parameters ``start`` does not name
     (a new head); they have no starting point, so they get plain L2 towards zero.
     """
-    _check_lam(lam_new, "lam_new")
+    check_number("lam_new", lam_new, low=0.0)
     shared = quadratic_penalty(model, start, lam)
     new = {name: torch.zeros_like(p) for name, p in trainable_parameters(model).items() if name not in start}
     if not new:
@@ -147,7 +143,7 @@ def l2_sp_penalty(model: nn.Module, start: Params, lam: float, lam_new: float = 
     return shared + quadratic_penalty(model, new, lam_new)
 
 
-def ewc_penalty(model: nn.Module, fisher: Params, anchor: Params, lam: float) -> Tensor:
+def ewc_penalty(model: nn.Module, fisher: StateDict, anchor: StateDict, lam: float) -> Tensor:
     """EWC (Kirkpatrick et al., 2017, eq. 3): lam / 2 * sum_i F_i * (theta_i - theta*_i)^2.
 
     ``fisher`` is the diagonal Fisher of the old task(s) (``fisher_diagonal``), ``anchor`` the
@@ -164,22 +160,24 @@ class OnlineEWC:
     After each task call ``update(model, fisher_new)``: F <- gamma * F + F_new and the anchor
     becomes the current weights. The object is an ``extra_loss`` hook: ``ewc(model)`` is
     ``penalty(model, F, anchor, lam)`` (zero before the first update); ``penalty`` defaults to
-    ``ewc_penalty`` (a lesson passes the learner's own).
+    ``ewc_penalty`` (a lesson passes the learner's own). Before a plain-SGD run ``fk.train`` calls
+    ``check_stability(lr, momentum)``, which warns once when lr * lam * max F passes the limit.
     """
 
     def __init__(self, lam: float, gamma: float = 1.0, penalty: Callable[..., Tensor] | None = None):
-        _check_lam(lam)
-        _check_lam(gamma, "gamma")
-        if gamma > 1:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
-        if penalty is not None and not callable(penalty):
-            raise TypeError(f"penalty must be a function (model, fisher, anchor, lam) -> Tensor, got {type(penalty).__name__}")
-        self.lam, self.gamma = float(lam), float(gamma)
+        self.lam = check_number("lam", lam, low=0.0)
+        self.gamma = check_number("gamma", gamma, low=0.0, high=1.0)
+        if penalty is not None:
+            check_callable("penalty", penalty, "(model, fisher, anchor, lam) -> Tensor")
         self.penalty = penalty or ewc_penalty
         self.fisher: Params | None = None
         self.anchor: Params | None = None
 
-    def update(self, model: nn.Module, fisher_new: Params) -> None:
+    def __repr__(self) -> str:
+        tasks = "no task yet" if self.fisher is None else f"Fisher over {len(self.fisher)} tensors"
+        return f"OnlineEWC(lam={self.lam:g}, gamma={self.gamma:g}, {tasks})"
+
+    def update(self, model: nn.Module, fisher_new: StateDict) -> None:
         """Fold in the Fisher of the task just learned and move the anchor to the current weights."""
         _check_params(fisher_new, model, "fisher_new")
         if self.fisher is None:
@@ -190,13 +188,19 @@ class OnlineEWC:
             self.fisher = {name: self.gamma * self.fisher[name] + f.detach() for name, f in fisher_new.items()}
         self.anchor = {name: p for name, p in snapshot(model).items() if name in self.fisher}
 
+    def check_stability(self, lr: float, momentum: float = 0.0) -> float | None:
+        """``check_ewc_stability(lr, self.lam, self.fisher, momentum)``; None before the first update."""
+        if self.fisher is None or self.lam == 0:
+            return None
+        return check_ewc_stability(lr, self.lam, self.fisher, momentum)
+
     def __call__(self, model: nn.Module) -> Tensor:
         if self.fisher is None or self.anchor is None:
             return torch.zeros((), device=model_device(model))
         return self.penalty(model, self.fisher, self.anchor, self.lam)
 
 
-def ewc_stability_limit(lr: float, lam: float, fisher: Params) -> float:
+def ewc_stability_limit(lr: float, lam: float, fisher: StateDict) -> float:
     """lr * lam * max_i F_i: plain SGD on an EWC penalty diverges once this exceeds about 2.
 
     Why: along parameter i the penalty lam/2 * F_i * d_i^2 (d_i = theta_i - theta*_i) has
@@ -206,8 +210,8 @@ def ewc_stability_limit(lr: float, lam: float, fisher: Params) -> float:
     parameter (max F_i) breaks first; the task loss adds its own curvature, so keep a margin and
     pick lam below about 2 / (lr * max F) (the same bound as lr < 2 / L for any quadratic).
     """
-    for name, value in (("lr", lr), ("lam", lam)):
-        _check_lam(value, name)
+    lr = check_number("lr", lr, low=0.0, low_open=True)
+    lam = check_number("lam", lam, low=0.0)
     if not isinstance(fisher, dict) or not fisher:
         raise ValueError("fisher must be a non-empty dict name -> tensor (from fisher_diagonal)")
     max_f = max(float(f.max()) for f in fisher.values())
@@ -216,17 +220,34 @@ def ewc_stability_limit(lr: float, lam: float, fisher: Params) -> float:
     return lr * lam * max_f
 
 
+def check_ewc_stability(lr: float, lam: float, fisher: StateDict, momentum: float = 0.0) -> float:
+    """Warn (RuntimeWarning) when SGD at ``lr`` is past the stability limit of the EWC penalty.
+
+    The limit is lr * lam * max F < 2 for plain SGD (``ewc_stability_limit``) and 2 (1 + m) with
+    heavy-ball momentum m, as PyTorch's SGD applies it (Polyak, 1964: on a quadratic of curvature
+    h, momentum SGD converges iff 0 < lr h < 2 (1 + m)). The warning gives the number and the
+    largest lam that stays below the limit. Returns lr * lam * max F.
+    """
+    number = ewc_stability_limit(lr, lam, fisher)
+    bound = 2.0 * (1.0 + check_number("momentum", momentum, low=0.0, high=1.0, high_open=True))
+    if number >= bound:
+        safe_lam = lam * bound / number
+        warnings.warn(f"EWC is past the stability limit of SGD: lr * lambda * max F = {number:.3g} >= {bound:g} "
+                      f"(lr {lr:g}, lambda {lam:g}, max F {number / (lr * lam):.3g}). Along its stiffest weights "
+                      f"the penalty will oscillate and grow instead of pulling them back. Keep lambda below "
+                      f"{safe_lam:.3g} at this lr (2 / (lr * max F)), or lower the lr.", RuntimeWarning, stacklevel=3)
+    return number
+
+
 # ------------------------------------------------------------------------------------------
 # The diagonal Fisher information
 # ------------------------------------------------------------------------------------------
 
 
 def _check_fisher_inputs(model: nn.Module, X: Tensor, y: Tensor | None, variant: str) -> None:
-    _check_model(model)
-    if variant not in FISHER_VARIANTS:
-        raise ValueError(f"variant must be one of {FISHER_VARIANTS}, got {variant!r}")
-    if not isinstance(X, Tensor):
-        raise TypeError(f"X must be a torch tensor, got {type(X).__name__}")
+    check_module(model)
+    check_choice("variant", variant, FISHER_VARIANTS)
+    check_tensor("X", X)
     if X.ndim < 2 or len(X) == 0:
         raise ValueError(f"X must be a non-empty batch of shape (N, ...), got {tuple(X.shape)}")
     if variant == "empirical":
@@ -234,8 +255,7 @@ def _check_fisher_inputs(model: nn.Module, X: Tensor, y: Tensor | None, variant:
             raise ValueError("the empirical Fisher needs the true labels y, a (N,) int64 tensor")
         if y.shape != (len(X),):
             raise ValueError(f"y must have shape ({len(X)},) to match X, got {tuple(y.shape)}")
-    if not trainable_parameters(model):
-        raise ValueError("the model has no trainable parameters")
+    trainable_parameters(model, required=True)
 
 
 @torch.no_grad()
@@ -344,8 +364,7 @@ def fisher_diagonal(model: nn.Module, X: Tensor, y: Tensor | None = None, varian
     """
     _check_fisher_inputs(model, X, y, variant)
     check_positive_int("chunk_size", chunk_size, allow_none=True)
-    if not isinstance(outer_product, bool):
-        raise TypeError(f"outer_product must be True or False, got {outer_product!r}")
+    check_bool("outer_product", outer_product)
     device = model_device(model)
     with eval_mode(model):
         trainable = {name: p.detach() for name, p in trainable_parameters(model).items()}
@@ -434,3 +453,30 @@ def batched_fisher_shortcut(model: nn.Module, X: Tensor, y: Tensor, batch_size: 
                 fisher[name] += g.pow(2)
             num_batches += 1
     return {name: f / num_batches for name, f in fisher.items()}
+
+
+class NextCharacter(nn.Module):
+    """A classifier view of a ``TinyLM``: windows (N, T) -> logits (N, vocab) of the character after each window."""
+
+    def __init__(self, lm: TinyLM):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, idx: Tensor) -> Tensor:
+        return self.lm(idx)[0][:, -1, :]
+
+
+def lm_fisher(model: TinyLM, tokens: Tensor, num_windows: int = 32, seed: int | None = None) -> Params:
+    """Diagonal per-sample Fisher of a ``TinyLM`` for predicting the next character.
+
+    Each sample is a random window of ``tokens`` (block_size characters, drawn with ``seed``); the
+    model predicts the character after it from a distribution over the vocabulary, and
+    ``fisher_diagonal`` (exact variant: expectation over the model's own prediction) squares the
+    per-sample gradients of its log-probabilities. Returns a dict name -> tensor shaped like each
+    trainable parameter of ``model``.
+    """
+    if not isinstance(model, TinyLM):
+        raise TypeError(f"model must be a forgetkit TinyLM, got {type(model).__name__}")
+    x, _ = lm_batch(tokens, num_windows, model.block_size, make_generator(seed))
+    fisher = fisher_diagonal(NextCharacter(model), x, variant="exact")
+    return {name.removeprefix("lm."): value for name, value in fisher.items()}

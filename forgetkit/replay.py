@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .checks import check_positive_int
+from .checks import check_bool, check_int, check_number, check_positive_int
 from .data import check_xy
 from .seeding import get_seed, make_generator
 
@@ -72,9 +72,7 @@ class ReservoirBuffer:
 
     def __init__(self, capacity: int, seed: int | None = None, per_task_balance: bool = False):
         self.capacity = check_positive_int("capacity", capacity)
-        if not isinstance(per_task_balance, bool):
-            raise TypeError(f"per_task_balance must be a bool, got {type(per_task_balance).__name__}")
-        self.per_task_balance = per_task_balance
+        self.per_task_balance = check_bool("per_task_balance", per_task_balance)
         self.seed = get_seed(seed)
         self._rng = random.Random(self.seed)
         self._generator = make_generator(self.seed)
@@ -86,6 +84,12 @@ class ReservoirBuffer:
 
     def __len__(self) -> int:
         return sum(len(items) for items in self._items.values())
+
+    def __repr__(self) -> str:
+        tasks = sorted({t for items in self._items.values() for _, _, t in items})
+        balance = ", per_task_balance=True" if self.per_task_balance else ""
+        return (f"ReservoirBuffer(capacity={self.capacity}, holding {len(self)} of {self.num_seen} offered, "
+                f"tasks {tasks}{balance})")
 
     @property
     def num_seen(self) -> int:
@@ -105,8 +109,7 @@ class ReservoirBuffer:
     def add(self, X: Tensor, y: Tensor, task: int = 0) -> ReservoirBuffer:
         """Offer every row of X (N, ...) with its label y (N,) from ``task``; returns self."""
         check_xy(X, y)
-        if isinstance(task, bool) or not isinstance(task, int):
-            raise TypeError(f"task must be an int, got {type(task).__name__}")
+        task = check_int("task", task)
         shape = tuple(X.shape[1:])
         if self._example_shape is not None and shape != self._example_shape:
             raise ValueError(f"examples of shape {shape} do not match the buffer's {self._example_shape}")
@@ -149,8 +152,9 @@ class ReservoirBuffer:
 
         Without replacement when n <= len(self) (the default), else with replacement.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        n = check_int("n", n, low=0)
+        if replace is not None:
+            check_bool("replace", replace)
         X, y, _ = self.tensors()
         if replace is None:
             replace = n > len(y)
@@ -167,8 +171,7 @@ def replay_count(batch_size: int, ratio: float) -> int:
     """How many replayed examples to append to a new batch of ``batch_size`` so that they make up
     ``ratio`` of the mixed batch: round(batch_size * ratio / (1 - ratio))."""
     check_positive_int("batch_size", batch_size)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < 1.0:
-        raise ValueError(f"ratio must be a number in [0, 1), got {ratio!r}")
+    ratio = check_number("ratio", ratio, low=0.0, high=1.0, high_open=True)
     return round(batch_size * ratio / (1.0 - ratio))
 
 

@@ -16,18 +16,14 @@ Everything is reported per *layer group* of a ``TinyLM``, bottom to top::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import numpy as np
 import torch
-import torch.nn as nn
 from torch import Tensor
 
-from .models import TinyLM
-from .training import eval_mode, model_device
-
-StateDict = Mapping[str, Tensor]
-
+from .checks import ModelOrState, check_callable, check_module, check_state_dict, check_tensor
+from .models import TinyLM, eval_mode, model_device
 
 # ---------------------------------------------------------------------------------------------
 # Layer groups
@@ -50,10 +46,10 @@ def group_of(name: str) -> str:
                      "position_embedding.*, blocks.<i>.*, ln_f.* or lm_head.*")
 
 
-def layer_groups(model_or_state: nn.Module | StateDict) -> list[str]:
+def layer_groups(model_or_state: ModelOrState) -> list[str]:
     """The group names of a ``TinyLM`` (or its state dict), bottom to top:
     ``["embeddings", "block 0", ..., "block n-1", "head"]``."""
-    state = _state_dict(model_or_state, "model_or_state")
+    state = check_state_dict("model_or_state", model_or_state)
     names: list[str] = []
     for key in state:
         group = group_of(key)
@@ -63,26 +59,18 @@ def layer_groups(model_or_state: nn.Module | StateDict) -> list[str]:
     return [g for g in ("embeddings",) if g in names] + blocks + [g for g in ("head",) if g in names]
 
 
-def _state_dict(obj: nn.Module | StateDict, what: str) -> dict[str, Tensor]:
-    if isinstance(obj, nn.Module):
-        return dict(obj.state_dict())
-    if isinstance(obj, Mapping) and all(isinstance(v, Tensor) for v in obj.values()):
-        return dict(obj)
-    raise TypeError(f"{what} must be a torch.nn.Module or a state dict (name -> Tensor), got {type(obj).__name__}")
-
-
 # ---------------------------------------------------------------------------------------------
 # Weight drift
 # ---------------------------------------------------------------------------------------------
 
 
-def weight_drift(before: nn.Module | StateDict, after: nn.Module | StateDict) -> dict[str, float]:
+def weight_drift(before: ModelOrState, after: ModelOrState) -> dict[str, float]:
     """Relative L2 change of each layer group: ||W_after - W_before|| / ||W_before||.
 
     The norm of a group is the Euclidean norm of all its parameters stacked into one vector, so a
     value of 0.1 means the group moved by 10% of its own size. Returns ``{group: drift}``, bottom to top.
     """
-    old, new = _state_dict(before, "before"), _state_dict(after, "after")
+    old, new = check_state_dict("before", before), check_state_dict("after", after)
     if old.keys() != new.keys():
         raise ValueError("before and after must have the same parameter names (the same architecture)")
     sq_change: dict[str, float] = {}
@@ -152,8 +140,7 @@ def _run_in_eval_mode(model: TinyLM, idx: Tensor, method: str) -> list[Tensor]:
     """``model.<method>(idx)`` (hidden_states or attention_maps) in eval mode, on the model's device."""
     if not isinstance(model, TinyLM):
         raise TypeError(f"model must be a forgetkit TinyLM, got {type(model).__name__}")
-    if not isinstance(idx, Tensor):
-        raise TypeError(f"idx must be an int64 tensor of shape (B, T), got {type(idx).__name__}")
+    check_tensor("idx", idx)
     with eval_mode(model):
         return getattr(model, method)(idx.to(model_device(model)))
 
@@ -174,8 +161,7 @@ def representation_drift(before: TinyLM, after: TinyLM, idx: Tensor, cka=linear_
     exactly as before (up to rotation and scale), 1 means nothing in common. ``cka`` lets a lesson
     pass its own CKA function.
     """
-    if not callable(cka):
-        raise TypeError("cka must be a function cka(X, Y) -> float")
+    check_callable("cka", cka, "cka(X, Y) -> float")
     states_before, states_after = residual_states(before, idx), residual_states(after, idx)
     if states_before.keys() != states_after.keys():
         raise ValueError("before and after must have the same number of blocks")
@@ -188,14 +174,13 @@ def representation_drift(before: TinyLM, after: TinyLM, idx: Tensor, cka=linear_
 
 
 @torch.no_grad()
-def restore_layers(model: TinyLM, reference: StateDict | nn.Module, groups: Iterable[str]) -> TinyLM:
+def restore_layers(model: TinyLM, reference: ModelOrState, groups: Iterable[str]) -> TinyLM:
     """Copy the weights of ``groups`` (e.g. ``["embeddings", "block 0"]``) from ``reference`` into ``model``.
 
     Changes ``model`` in place (on its own device) and returns it; other groups are left as they are.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    ref = _state_dict(reference, "reference")
+    check_module(model)
+    ref = check_state_dict("reference", reference)
     if isinstance(groups, str):
         raise TypeError("groups must be a list of group names, e.g. ['embeddings', 'block 0'], not a single str")
     groups = list(groups)

@@ -13,6 +13,8 @@ import random
 import numpy as np
 import torch
 
+from .checks import check_int
+
 DEFAULT_SEED = 0
 SEED_ENV_VAR = "FORGETKIT_SEED"
 
@@ -27,11 +29,7 @@ def get_seed(seed: int | None = None) -> int:
             seed = int(raw)
         except ValueError:
             raise ValueError(f"{SEED_ENV_VAR} must be an integer, got {raw!r}") from None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    return int(seed)
+    return check_int("seed", seed, low=0, high=2**32 - 1)
 
 
 def seed_everything(seed: int | None = None) -> int:

@@ -5,17 +5,16 @@
 1. draws a batch from ``next_batch()`` (and, for replay, appends ``extra_batch()``),
 2. computes ``loss_fn(model, X, y)`` plus ``extra_loss(model)`` (a penalty such as EWC),
 3. backpropagates, then lets ``grad_edit(model)`` rewrite the gradients (A-GEM, PCGrad),
-4. takes the optimizer step and, every ``eval_every`` steps, records ``eval_fn(model)``.
+4. takes the optimizer step, calls ``on_step(step, model)`` and, every ``eval_every`` steps,
+   records ``eval_fn(model)``.
 
 ``fit``/``evaluate`` wrap it for classifiers, ``fit_lm``/``evaluate_lm`` for language models.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -24,9 +23,17 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .checks import check_positive_int
+from .checks import (
+    check_callable,
+    check_choice,
+    check_int,
+    check_module,
+    check_number,
+    check_positive_int,
+)
 from .data import batches, check_xy
 from .languages import lm_batch, lm_windows
+from .models import eval_mode, model_device
 from .seeding import make_generator
 
 Batch = tuple[Tensor, Tensor]
@@ -34,7 +41,7 @@ LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
-@dataclass
+@dataclass(repr=False)
 class History:
     """What happened during training: the loss of every step and the periodic evaluations."""
 
@@ -46,6 +53,12 @@ class History:
         """The recorded values of one evaluation key, in step order."""
         return [e[key] for e in self.evals]
 
+    def __repr__(self) -> str:
+        last = f", last loss {self.losses[-1]:.4g}" if self.losses else ""
+        keys = sorted({key for e in self.evals for key in e})
+        evals = f", {len(self.evals)} evaluations of {keys}" if self.evals else ""
+        return f"History({len(self.losses)} steps{last}{evals})"
+
 
 def progress_enabled(progress: bool | None) -> bool:
     """``progress`` if given, else on unless ``$FORGETKIT_PROGRESS`` is 0/false/no."""
@@ -54,47 +67,20 @@ def progress_enabled(progress: bool | None) -> bool:
     return os.environ.get("FORGETKIT_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """``with eval_mode(model):`` runs the block in eval mode (dropout off, batch-norm on running
-    statistics) and puts back the mode the model had, also when the block raises."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (the CPU for a parameter-free model)."""
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """An optimizer by name: ``"sgd"`` (with optional momentum), ``"adam"`` or ``"adamw"``."""
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters: every parameter has requires_grad=False")
-    _check_hyper("lr", lr, low=0.0, strict=True)
-    _check_hyper("momentum", momentum, low=0.0)
-    _check_hyper("weight_decay", weight_decay, low=0.0)
+    check_choice("optimizer", name, OPTIMIZERS)
+    lr = check_number("lr", lr, low=0.0, low_open=True)
+    momentum = check_number("momentum", momentum, low=0.0)
+    weight_decay = check_number("weight_decay", weight_decay, low=0.0)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}: expected one of {OPTIMIZERS}")
-
-
-def _check_hyper(name: str, value: float, low: float, strict: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if math.isnan(value) or math.isinf(value) or value < low or (strict and value == low):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 def train(
@@ -110,6 +96,7 @@ def train(
     extra_loss: Callable[[nn.Module], Tensor] | None = None,
     grad_edit: Callable[[nn.Module], None] | None = None,
     extra_batch: Callable[[], Batch] | None = None,
+    on_step: Callable[[int, nn.Module], None] | None = None,
     eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
     eval_every: int = 0,
     progress: bool | None = None,
@@ -117,16 +104,31 @@ def train(
 ) -> History:
     """Train ``model`` in place for ``num_steps`` steps and return its ``History``.
 
+    Hooks: ``extra_loss(model)`` is added to the loss; ``grad_edit(model)`` may rewrite the
+    gradients before the step; ``extra_batch()`` returns (X, y) appended to every batch;
+    ``on_step(step, model)`` runs after optimizer step ``step`` (1..num_steps), in training mode,
+    for checkpoints, timers or logs; ``eval_fn(model)`` returns ``{name: value}`` and is recorded
+    at step 0 and every ``eval_every`` steps, in eval mode without gradients.
+
+    With plain SGD, a penalty that knows its own curvature (an ``extra_loss`` with a
+    ``check_stability(lr, momentum)`` method, such as ``OnlineEWC``) is asked once, before the
+    first step, whether this learning rate is stable; it warns when it is not.
     Raises FloatingPointError as soon as the loss stops being finite (a diverged run).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
-        raise ValueError(f"num_steps must be a non-negative int, got {num_steps!r}")
-    if not isinstance(eval_every, int) or eval_every < 0:
-        raise ValueError(f"eval_every must be a non-negative int, got {eval_every!r}")
+    check_module(model)
+    check_int("num_steps", num_steps, low=0)
+    check_int("eval_every", eval_every, low=0)
+    hooks = dict(next_batch=(next_batch, "() -> (X, y)"), loss_fn=(loss_fn, "(model, X, y) -> loss"),
+                 extra_loss=(extra_loss, "(model) -> Tensor"), grad_edit=(grad_edit, "(model) -> None"),
+                 extra_batch=(extra_batch, "() -> (X, y)"), on_step=(on_step, "(step, model) -> None"),
+                 eval_fn=(eval_fn, "(model) -> dict"))
+    for name, (hook, signature) in hooks.items():
+        if hook is not None:
+            check_callable(name, hook, signature)
     opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else make_optimizer(
         model.parameters(), optimizer, lr, momentum, weight_decay)
+    if optimizer == "sgd" and hasattr(extra_loss, "check_stability"):
+        extra_loss.check_stability(lr, momentum)
     history = History()
 
     def record(step: int) -> None:
@@ -156,10 +158,21 @@ def train(
             grad_edit(model)
         opt.step()
         history.losses.append(loss.item())
+        if on_step is not None:
+            on_step(step, model)
         if eval_every and step % eval_every == 0:
             record(step)
     bar.close()
     return history
+
+
+def batch_generator(seed: int | None) -> torch.Generator:
+    """The generator that orders a run's batches: seeded with ``seed``, or, when ``seed`` is None,
+    with one draw from PyTorch's global generator, so that two runs in a row see different batch
+    orders while ``fk.seed_everything()`` still makes the whole sequence reproducible."""
+    if seed is None:
+        seed = int(torch.randint(2**32, (), dtype=torch.int64))
+    return make_generator(seed)
 
 
 # ------------------------------------------------------------------------------------------
@@ -172,16 +185,39 @@ def classification_loss(model: nn.Module, X: Tensor, y: Tensor) -> Tensor:
     return F.cross_entropy(model(X), y)
 
 
+def _is_language_model(model: nn.Module) -> bool:
+    return isinstance(getattr(model, "block_size", None), int)
+
+
+def check_classifier_data(model: nn.Module, X: Tensor, y: Tensor, labels: bool = True) -> None:
+    """Raise a clear error unless ``model`` is a classifier (not a language model), X (N, ...) holds
+    floating-point features of the model's dtype and, when ``labels``, y (N,) holds int64 classes."""
+    check_module(model)
+    check_xy(X, y)
+    if _is_language_model(model):
+        raise TypeError(f"{type(model).__name__} is a language model: train it with fk.fit_lm(model, tokens) "
+                        "and score it with fk.evaluate_lm(model, tokens)")
+    weight = next(model.parameters(), None)
+    if weight is not None and X.dtype != weight.dtype:
+        raise TypeError(f"X holds {X.dtype} but the model's weights are {weight.dtype}: convert the data "
+                        f"with X.to({weight.dtype}) (e.g. X.float())")
+    if labels and y.dtype != torch.int64:
+        raise TypeError(f"y must hold class indices as int64 (torch.long), got {y.dtype}: convert it with y.long()")
+
+
 def fit(model: nn.Module, X: Tensor, y: Tensor, *, num_steps: int = 300, lr: float = 0.1,
         batch_size: int = 64, seed: int | None = None, loss_fn: LossFn = classification_loss,
         **kwargs) -> History:
     """Train a classifier on (X (N, D), y (N,)) with shuffled mini-batches.
 
-    Data are moved to the model's device. ``kwargs`` go to ``train`` (optimizer, extra_loss, ...).
+    ``seed`` fixes the batch order; None draws it from PyTorch's global generator (different
+    every call, reproducible after ``fk.seed_everything()``). Data are moved to the model's
+    device. ``kwargs`` go to ``train`` (optimizer, extra_loss, on_step, eval_fn ...).
     """
-    check_xy(X, y)
+    check_classifier_data(model, X, y, labels=loss_fn is classification_loss)
+    check_positive_int("batch_size", batch_size)
     device = model_device(model)
-    stream = batches(X.to(device), y.to(device), batch_size, make_generator(seed))
+    stream = batches(X.to(device), y.to(device), batch_size, batch_generator(seed))
     kwargs.setdefault("desc", "fit")
     return train(model, lambda: next(stream), loss_fn, num_steps=num_steps, lr=lr, **kwargs)
 
@@ -189,7 +225,7 @@ def fit(model: nn.Module, X: Tensor, y: Tensor, *, num_steps: int = 300, lr: flo
 @torch.no_grad()
 def evaluate(model: nn.Module, X: Tensor, y: Tensor, batch_size: int = 2048) -> dict[str, float]:
     """``{"loss": mean cross-entropy, "accuracy": fraction correct}`` on (X, y), in eval mode."""
-    check_xy(X, y)
+    check_classifier_data(model, X, y)
     check_positive_int("batch_size", batch_size)
     device = model_device(model)
     total_loss, correct = 0.0, 0
@@ -212,6 +248,16 @@ def accuracy(model: nn.Module, X: Tensor, y: Tensor) -> float:
 # ------------------------------------------------------------------------------------------
 
 
+def check_language_model(model: nn.Module) -> nn.Module:
+    """``model`` if it is a language model such as ``TinyLM`` (it has an int ``block_size``)."""
+    check_module(model)
+    if not _is_language_model(model):
+        raise TypeError(f"expected a language model such as fk.TinyLM (with a block_size), got "
+                        f"{type(model).__name__}: for a classifier use fk.fit(model, X, y) and "
+                        "fk.evaluate(model, X, y)")
+    return model
+
+
 def lm_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """Mean next-character cross-entropy of a ``TinyLM`` on x, y (B, T)."""
     return model(x, y)[1]
@@ -219,12 +265,17 @@ def lm_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
 
 def fit_lm(model: nn.Module, tokens: Tensor, *, num_steps: int = 300, lr: float = 3e-3,
            batch_size: int = 32, seed: int | None = None, optimizer: str = "adamw", **kwargs) -> History:
-    """Train a ``TinyLM`` on random windows of ``tokens`` (1-D int64 character ids)."""
+    """Train a ``TinyLM`` on random windows of ``tokens`` (1-D int64 character ids).
+
+    ``seed`` fixes which windows are drawn; None draws it as in ``fit``.
+    """
+    check_language_model(model)
     device = model_device(model)
-    tokens = tokens.to(device)
-    generator = make_generator(seed)
+    tokens = tokens.to(device) if isinstance(tokens, Tensor) else tokens
     block_size = model.block_size
     lm_batch(tokens, 1, block_size, torch.Generator())  # validates tokens before training starts
+    check_positive_int("batch_size", batch_size)
+    generator = batch_generator(seed)
     kwargs.setdefault("desc", "fit_lm")
     return train(model, lambda: lm_batch(tokens, batch_size, block_size, generator), lm_loss,
                  num_steps=num_steps, lr=lr, optimizer=optimizer, **kwargs)
@@ -233,7 +284,7 @@ def fit_lm(model: nn.Module, tokens: Tensor, *, num_steps: int = 300, lr: float 
 @torch.no_grad()
 def evaluate_lm(model: nn.Module, tokens: Tensor, max_windows: int = 256) -> float:
     """Mean next-character loss (nats per character) over fixed, non-overlapping windows of ``tokens``."""
-    x, y = lm_windows(tokens, model.block_size, max_windows)
+    x, y = lm_windows(tokens, check_language_model(model).block_size, max_windows)
     device = model_device(model)
     with eval_mode(model):
         _, loss = model(x.to(device), y.to(device))

@@ -12,7 +12,15 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .plots import plot_sweep_frontier
+from .capstone import METHODS, Results, Targets
+from .metrics import summarize
+from .plots import (
+    NEW_COLOR,
+    OLD_COLOR,
+    plot_accuracy_matrix,
+    plot_method_frontier,
+    plot_sweep_frontier,
+)
 
 
 def sweep_explorer(new, old, row_values: Sequence[float], col_values: Sequence[float],
@@ -46,8 +54,6 @@ def recipe_explorer(results, targets=None) -> widgets.VBox:
     strength and the number of steps; the frontier stars that recipe and a bar chart shows its
     forgetting and learning (mean +- std over seeds, one dot per seed) against ``targets``.
     """
-    from .capstone import METHODS, Results, Targets, plot_method_frontier
-
     if not isinstance(results, Results):
         raise TypeError(f"results must be a forgetkit.capstone.Results, got {type(results).__name__}")
     targets = targets or Targets()
@@ -83,8 +89,6 @@ def recipe_explorer(results, targets=None) -> widgets.VBox:
         names = ["forgetting", "learning"]
         means = [100 * entry["forgetting_mean"], 100 * entry["learning_mean"]]
         stds = [100 * entry["forgetting_std"], 100 * entry["learning_std"]]
-        from .plots import NEW_COLOR, OLD_COLOR
-
         ax_bars.bar(names, means, yerr=stds, color=[OLD_COLOR, NEW_COLOR], alpha=0.8, capsize=4)
         for k, key in enumerate(names):
             ax_bars.plot([k] * len(rows), [100 * r[key] for r in rows], "k.", ms=6)
@@ -108,9 +112,6 @@ def accuracy_matrix_explorer(matrices: Sequence, values: Sequence[float], name: 
     """A slider over a PRECOMPUTED sweep of accuracy matrices: ``matrices[k]`` (T x T, or None for a
     run that diverged) belongs to ``values[k]``. Each move redraws ``plot_accuracy_matrix`` with that
     run's ACC, BWT and forgetting in the title (Lopez-Paz & Ranzato 2017; Chaudhry et al. 2018)."""
-    from .metrics import summarize
-    from .plots import plot_accuracy_matrix
-
     values = list(values)
     if len(values) == 0 or len(matrices) != len(values):
         raise ValueError(f"need one matrix per value and at least one value, got {len(matrices)} matrices "

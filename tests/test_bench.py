@@ -8,7 +8,8 @@ import sys
 import pytest
 from test_capstone import tiny_base  # tests/ is on sys.path (pytest's rootdir-relative import)
 
-from forgetkit import bench, capstone
+from forgetkit import bench
+from forgetkit.capstone import Results, scenario
 
 
 def test_help_runs_as_a_module():
@@ -20,7 +21,7 @@ def test_help_runs_as_a_module():
 
 
 def test_tiny_run_writes_both_files(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(capstone, "pretrained_lm", tiny_base)
+    monkeypatch.setattr(scenario, "pretrained_lm", tiny_base)
     out = tmp_path / "bench-out"
     code = bench.main(["--seeds", "2", "--methods", "naive,wise-ft,head-only", "--strengths", "wise-ft=0.5",
                        "--steps", "3", "--batch-size", "2", "--out", str(out), "--no-progress"])
@@ -29,6 +30,8 @@ def test_tiny_run_writes_both_files(tmp_path, monkeypatch, capsys):
     assert "| naive |" in table and "| wise-ft | alpha = 0.5 |" in table and "| head-only |" in table
     assert "2 seed(s)" in table
     assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = Results.from_json((out / "results.json").read_text())
+    assert again.seeds == [0, 1] and len(again.rows) == 3 * 2 * 3 and again.to_markdown() == table.split("\n\n", 1)[1]
     assert "wrote" in capsys.readouterr().out
 
 

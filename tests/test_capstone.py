@@ -17,7 +17,8 @@ import torch
 
 import forgetkit as fk
 from forgetkit import capstone
-from forgetkit.regularizers import fisher_diagonal_loop
+from forgetkit.capstone import methods, scenario
+from forgetkit.regularizers import NextCharacter, fisher_diagonal_loop
 
 matplotlib.use("Agg")
 
@@ -27,7 +28,7 @@ TINY = capstone.Settings(steps=4, lr=1e-2, batch_size=2, domain_sentences=40, te
 @functools.lru_cache(maxsize=8)
 def _tiny_base(language: str, seed: int) -> fk.TinyLM:
     torch.manual_seed(seed)
-    model = fk.TinyLM(fk.CharTokenizer().vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=16)
+    model = fk.TinyLM(fk.TinyLMConfig(fk.CharTokenizer().vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=16))
     fk.fit_lm(model, fk.language_tokens(language, "train", 60, seed), num_steps=15, lr=1e-2, batch_size=4,
               seed=seed, progress=False)
     return model.eval()
@@ -40,12 +41,12 @@ def tiny_base(language: str = "general", seed: int | None = None, device=None, p
 
 @pytest.fixture
 def tiny(monkeypatch):
-    monkeypatch.setattr(capstone, "pretrained_lm", tiny_base)
+    monkeypatch.setattr(scenario, "pretrained_lm", tiny_base)
     return TINY
 
 
-@pytest.fixture
-def scenario(tiny):
+@pytest.fixture(name="scenario")
+def tiny_scenario(tiny):
     return capstone.make_scenario(3, tiny)
 
 
@@ -61,12 +62,20 @@ def test_settings_default_checkpoints():
     assert capstone.Settings(steps=10, checkpoints=(5, 10)).checkpoints == (5, 10)
 
 
-@pytest.mark.parametrize("kwargs", [dict(steps=0), dict(steps=-3), dict(steps=True), dict(steps=2.5),
-                                    dict(lr=0.0), dict(lr=float("nan")), dict(lr=-1e-3), dict(batch_size=0),
-                                    dict(eval_windows=0), dict(steps=10, checkpoints=(5, 8)),
-                                    dict(steps=10, checkpoints=(6, 4, 10)), dict(steps=10, checkpoints=(0, 10))])
-def test_settings_bad_values(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kwargs, phrase", [
+    (dict(steps=0), "steps"), (dict(steps=-3), "steps"), (dict(lr=0.0), "lr"), (dict(lr=float("nan")), "lr"),
+    (dict(lr=-1e-3), "lr"), (dict(batch_size=0), "batch_size"), (dict(eval_windows=0), "eval_windows"),
+    (dict(steps=10, checkpoints=(5, 8)), "ending at steps"), (dict(steps=10, checkpoints=(6, 4, 10)), "increasing"),
+    (dict(steps=10, checkpoints=(0, 10)), "checkpoint")])
+def test_settings_bad_values(kwargs, phrase):
+    with pytest.raises(ValueError, match=phrase):
+        capstone.Settings(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, phrase", [(dict(steps=True), "steps"), (dict(steps=2.5), "steps"),
+                                            (dict(lr="0.1"), "lr"), (dict(checkpoints=(1.0,)), "checkpoint")])
+def test_settings_bad_types(kwargs, phrase):
+    with pytest.raises(TypeError, match=phrase):
         capstone.Settings(**kwargs)
 
 
@@ -81,10 +90,17 @@ def test_method_check_rejects(name, strength):
 def test_method_check_accepts_and_types():
     assert capstone.METHODS["lora"].check(4) == 4.0
     assert capstone.METHODS["replay"].check(np.float64(0.5)) == 0.5
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="ewc strength"):
         capstone.METHODS["ewc"].check("300")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="ewc strength"):
         capstone.METHODS["ewc"].check(True)
+    with pytest.raises(ValueError, match="whole number"):
+        capstone.METHODS["lora"].check(2.5)
+
+
+def test_method_repr_shows_the_knob_not_functions():
+    text = repr(capstone.METHODS["lora"])
+    assert "knob='rank'" in text and "function" not in text
 
 
 def test_check_method_lists_known_names():
@@ -106,13 +122,13 @@ def test_parse_methods():
     assert list(capstone.parse_methods(None)) == list(capstone.METHODS)
     with pytest.raises(ValueError, match="unknown method"):
         capstone.parse_methods(["naive", "nope"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one method"):
         capstone.parse_methods([])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one strength"):
         capstone.parse_methods({"lora": []})
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="not the str"):
         capstone.parse_methods("naive")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="list of numbers"):
         capstone.parse_methods({"lora": 4})
     with pytest.raises(ValueError, match="rank"):
         capstone.parse_methods({"lora": [1.5]})
@@ -125,10 +141,31 @@ def test_parse_methods():
 
 def test_scenario(scenario):
     assert scenario.seed == 3 and not scenario.base.training
-    assert scenario.base_general > 0 and scenario.base_domain > 0
-    assert scenario.losses(scenario.base) == (scenario.base_general, scenario.base_domain)
-    with pytest.raises(TypeError):
+    # the base losses are the mean next-character cross-entropy on the first eval_windows windows, by hand
+    for text, loss in ((scenario.general_test, scenario.base_general), (scenario.domain_test, scenario.base_domain)):
+        x, y = fk.lm_windows(text, scenario.base.block_size, TINY.eval_windows)
+        with torch.no_grad():
+            logits, _ = scenario.base(x)
+        assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())), rel=1e-6)
+    general = fk.CharTokenizer().decode(scenario.general_test[:200])
+    domain = fk.CharTokenizer().decode(scenario.domain_test[:2000])
+    assert "le patient presente" in domain and "le patient presente" not in general
+    other = scenario.with_seed(4)
+    assert other.base is scenario.base and torch.equal(other.general_test, scenario.general_test)
+    assert not torch.equal(other.domain_train[:200], scenario.domain_train[:200])
+    assert repr(scenario).startswith("Scenario(seed=3, characters: general") and len(repr(scenario)) < 200
+    with pytest.raises(TypeError, match="settings must be a forgetkit.capstone.Settings"):
         capstone.make_scenario(0, settings={"steps": 3})
+
+
+def test_checkpoint_rows_are_the_losses_after_that_many_steps(scenario, tiny):
+    """A row at checkpoint k holds exactly what a run stopped after k steps measures (same seed, same batches)."""
+    rows = capstone.run_method(scenario, "ewc", 10.0)
+    short = capstone.make_scenario(3, capstone.Settings(**{**vars(tiny), "steps": 2, "checkpoints": (2,)}))
+    stopped = capstone.run_method(short, "ewc", 10.0)[-1]
+    at_two = next(r for r in rows if r["steps"] == 2)
+    assert at_two["general_loss"] == pytest.approx(stopped["general_loss"], rel=1e-6)
+    assert at_two["domain_loss"] == pytest.approx(stopped["domain_loss"], rel=1e-6)
 
 
 def test_finetune_rows_and_base_untouched(scenario):
@@ -176,31 +213,55 @@ def test_trainable_counts(scenario):
         capstone.run_method(scenario, "freeze", 4)  # 2 blocks: embeddings + 2 blocks = 3 groups below the head
 
 
-def test_other_methods_run(scenario):
-    for name in ("low-lr", "l2-sp", "adapter", "replay"):
-        rows = capstone.run_method(scenario, name)
-        assert len(rows) == len(TINY.checkpoints) and all(np.isfinite(r["general_loss"]) for r in rows), name
-    with pytest.raises(ValueError, match="replay"):
+def _drift(model, base) -> float:
+    return sum(float((p.detach() - q.detach()).norm()) for p, q in zip(model.parameters(), base.parameters()))
+
+
+def test_low_lr_moves_the_weights_less(scenario):
+    naive, _ = capstone.finetune(scenario, "naive")
+    gentle, rows = capstone.finetune(scenario, "low-lr", 0.1)
+    assert 0 < _drift(gentle, scenario.base) < 0.5 * _drift(naive, scenario.base)
+    assert rows[-1]["learning"] < capstone.run_method(scenario, "naive")[-1]["learning"]
+
+
+def test_adapter_runs_leave_every_pretrained_weight_as_it_was(scenario):
+    model, rows = capstone.finetune(scenario, "adapter", 2)
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert len(frozen) == len(list(scenario.base.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(frozen, scenario.base.parameters()))
+    assert rows[-1]["trainable"] == sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
+    assert rows[-1]["learning"] != 0  # the adapters did train
+
+
+def test_replay_mixes_windows_of_general_text_into_each_batch(scenario):
+    model = copy.deepcopy(scenario.base)
+    prepared = methods.prepare_replay(model, scenario, 0.5, seed=0)
+    x, y = prepared.extra_batch()
+    assert x.shape == (TINY.batch_size, model.block_size)  # ratio 0.5: as many replayed windows as new ones
+    assert torch.equal(x[:, 1:], y[:, :-1])  # targets are the next characters
+    text = "".join(fk.CharTokenizer().decode(scenario.general_train))
+    assert all(fk.CharTokenizer().decode(row) in text for row in x)
+    assert methods.prepare_replay(model, scenario, 0.0, seed=0) == capstone.Prepared()
+    with pytest.raises(ValueError, match="replay strength"):
         capstone.run_method(scenario, "replay", 1.0)
 
 
 def test_l2_sp_huge_lambda_keeps_weights(scenario):
     model, rows = capstone.finetune(scenario, "l2-sp", 1e6)
     low, _ = capstone.finetune(scenario, "low-lr", 1.0)
-    drift = lambda m: sum(float((p.detach() - q.detach()).norm()) for p, q in zip(m.parameters(), scenario.base.parameters()))  # noqa: E731
-    assert drift(model) < drift(low)
+    assert _drift(model, scenario.base) < _drift(low, scenario.base)
 
 
 def test_lm_fisher_matches_the_loop(scenario):
     x, _ = fk.lm_batch(scenario.general_train, 3, scenario.base.block_size, fk.make_generator(1))
-    fast = capstone.lm_fisher(scenario.base, scenario.general_train, num_windows=3, seed=1)
-    slow = fisher_diagonal_loop(capstone._NextCharacter(scenario.base), x)
+    fast = fk.lm_fisher(scenario.base, scenario.general_train, num_windows=3, seed=1)
+    slow = fisher_diagonal_loop(NextCharacter(scenario.base), x)
     assert set(fast) == {n for n, _ in scenario.base.named_parameters()}
     for name, value in fast.items():
         assert torch.allclose(value, slow["lm." + name], rtol=1e-4, atol=1e-7), name
         assert (value >= 0).all()
-    with pytest.raises(TypeError):
-        capstone.lm_fisher(torch.nn.Linear(3, 3), scenario.general_train)
+    with pytest.raises(TypeError, match="TinyLM"):
+        fk.lm_fisher(torch.nn.Linear(3, 3), scenario.general_train)
 
 
 def test_run_comparison(tiny):
@@ -223,12 +284,12 @@ def test_run_comparison(tiny):
 @pytest.mark.parametrize("seeds, error", [(0, ValueError), ([], ValueError), ([1, 1], ValueError), (True, TypeError),
                                           (["a"], TypeError)])
 def test_run_comparison_bad_seeds(tiny, seeds, error):
-    with pytest.raises(error):
+    with pytest.raises(error, match="seed"):
         capstone.run_comparison(["naive"], seeds=seeds, settings=tiny, progress=False)
 
 
 def test_run_comparison_bad_settings():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="settings must be a forgetkit.capstone.Settings"):
         capstone.run_comparison(["naive"], seeds=1, settings=dict(steps=3), progress=False)
 
 
@@ -273,6 +334,28 @@ def test_plain_forgetting_at(table):
         capstone.plain_forgetting_at(capstone.Results([row("ewc", 1, 0, 20, 0.1, 0.1)], table.settings, [0]), 0.05)
 
 
+def test_relative_forgetting_compares_each_seed_at_its_own_learning(table):
+    entries = table.relative_forgetting()
+    assert [(e["method"], e["strength"]) for e in entries] == [("replay", 0.75), ("ewc", 300.0)]  # plain ones left out
+    replay, ewc = entries
+    # replay, seed 0: learned 0.60, plain fine-tuning forgot 1.3 there (naive, between 0.5 and 0.7); seed 1
+    # learned 0.62, more than any plain run of seed 1 (0.6): no fair comparison
+    assert replay["ratios"][0] == pytest.approx(0.10 / 1.3) and math.isnan(replay["ratios"][1])
+    assert ewc["ratios"] == pytest.approx([0.30 / 1.0, 0.50 / 1.2])
+    assert ewc["forgetting_mean"] == pytest.approx(0.4) and ewc["n"] == 2
+    assert table.relative_forgetting(steps=10) == []  # only plain runs have that checkpoint
+
+
+def test_markdown_shows_no_spread_for_one_seed(table):
+    assert "+-" in table.to_markdown() and "mean +- std over 2 seed(s)" in table.to_markdown()
+    one = capstone.Results(table.select(steps=20), table.settings, [0])
+    one.rows = [r for r in one.rows if r["seed"] == 0]
+    text = one.to_markdown()
+    assert "+-" not in text and "| replay | general share = 0.75 | 10.0 | 60.0 | 10 | 1.00 |" in text
+    assert repr(one) == ("Results(4 rows: 4 methods ['naive', 'low-lr', 'replay', 'ewc'], seeds [0], "
+                         "checkpoints (10, 20))")
+
+
 def test_targets_and_recipes(table):
     targets = capstone.Targets(max_forgetting=0.15, min_learning=0.55)
     assert targets.failures(0.1, 0.6) == []
@@ -285,13 +368,17 @@ def test_targets_and_recipes(table):
     assert capstone.evaluate_recipe({"method": "ewc", "strength": 300, "steps": 20}, table)["forgetting_mean"] == 0.4
 
 
-@pytest.mark.parametrize("recipe", [None, {"method": "ewc"}, {"method": "ewc", "strength": 1, "steps": 0},
-                                    {"method": "nope", "strength": 1, "steps": 3},
-                                    {"method": "lora", "strength": 0.5, "steps": 3},
-                                    {"method": "ewc", "strength": 1, "steps": 3, "lr": 1}])
-def test_bad_recipes(recipe):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("recipe, error, phrase", [
+    (None, ValueError, "exactly the keys"), ({"method": "ewc"}, ValueError, "exactly the keys"),
+    ({"method": "ewc", "strength": 1, "steps": 0}, ValueError, "steps must be a positive int"),
+    ({"method": "ewc", "strength": 1, "steps": True}, TypeError, "steps must be a positive int"),
+    ({"method": "nope", "strength": 1, "steps": 3}, ValueError, "unknown method"),
+    ({"method": "lora", "strength": 0.5, "steps": 3}, ValueError, "lora strength"),
+    ({"method": "ewc", "strength": 1, "steps": 3, "lr": 1}, ValueError, "exactly the keys")])
+def test_bad_recipes(recipe, error, phrase):
+    with pytest.raises(error, match=phrase):
         capstone.check_recipe_format(recipe)
+    assert capstone.check_recipe_format({"method": "lora", "strength": np.int64(4), "steps": np.int64(3)}) == ("lora", 4.0, 3)
 
 
 def test_evaluate_recipe_runs_what_is_missing(tiny):
@@ -323,10 +410,25 @@ def test_check_recipe_verdicts(table, capsys):
     assert "WRONG" in capsys.readouterr().out
 
 
+def test_frontier_labels_sit_off_the_lines(table):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fk.plot_method_frontier(table, ax=ax)
+    fig.canvas.draw()
+    boxes = [text.get_window_extent(fig.canvas.get_renderer()) for text in ax.texts]
+    assert len(boxes) == 3  # one strength label for low-lr, replay and ewc (naive has no knob)
+    for line in ax.lines:
+        xy = line.get_transform().transform(line.get_xydata())
+        samples = [p for a, b in zip(xy[:-1], xy[1:]) for p in np.linspace(a, b, 50)]
+        assert not any(box.contains(*p) for box in boxes for p in samples), "a label covers a line"
+    plt.close(fig)
+
+
 def test_plot_and_explorer(table):
-    ax = capstone.plot_method_frontier(table, targets=capstone.Targets(), highlight={"method": "replay", "strength": 0.75, "steps": 20})
+    ax = fk.plot_method_frontier(table, targets=capstone.Targets(), highlight={"method": "replay", "strength": 0.75, "steps": 20})
     assert ax.get_xlabel().startswith("learning") and ax.get_title()
     explorer = fk.widgets.recipe_explorer(table)
     assert len(explorer.children) == 2
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="results must be a forgetkit.capstone.Results"):
         fk.widgets.recipe_explorer(table.rows)

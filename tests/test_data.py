@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -27,17 +28,25 @@ def test_load_digits_split_shapes_ranges_and_fixed_split() -> None:
     assert load_digits_split(0.5)[2].shape == (round(0.5 * NUM_DIGITS), 64)
 
 
-@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1, "0.3", float("nan")])
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1, float("nan")])
 def test_load_digits_split_bad_fraction(fraction) -> None:
-    with pytest.raises(ValueError, match=r"test_fraction must be a float in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"test_fraction must be a finite number in \(0, 1\)"):
         load_digits_split(fraction)
+    with pytest.raises(TypeError, match="test_fraction"):
+        load_digits_split("0.3")
+
+
+def test_task_repr_names_sizes_not_tensors() -> None:
+    text = repr(fk.digits_task())
+    assert text == "Task('digits', train (1258, 64), test (539, 64), classes 0-9)"
+    assert "classes [5, 7]" in repr(fk.split_digits(((5, 7),))[0])
 
 
 def test_digits_task_holds_all_ten_classes() -> None:
     task = fk.digits_task("plain")
     assert isinstance(task, Task) and task.name == "plain"
     assert task.classes == list(range(10))
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="cannot assign"):
         task.name = "changed"  # tasks are frozen
 
 
@@ -62,9 +71,9 @@ def test_permuted_digits_follows_the_seed() -> None:
     assert not torch.equal(shuffled.X_train, fk.digits_task().X_train)
 
 
-@pytest.mark.parametrize("num_tasks", [0, -1, 1.5, "2"])
-def test_permuted_digits_bad_num_tasks(num_tasks) -> None:
-    with pytest.raises(ValueError, match="num_tasks must be a positive int"):
+@pytest.mark.parametrize("num_tasks, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError), ("2", TypeError)])
+def test_permuted_digits_bad_num_tasks(num_tasks, error) -> None:
+    with pytest.raises(error, match="num_tasks must be a positive int"):
         fk.permuted_digits(num_tasks)
 
 
@@ -80,13 +89,13 @@ def test_permute_pixels_reorders_columns() -> None:
 @pytest.mark.parametrize("perm", [torch.arange(63), torch.zeros(64, dtype=torch.int64),
                                   torch.arange(1, 65), torch.arange(64).view(8, 8)])
 def test_permute_pixels_rejects_non_permutations(perm: torch.Tensor) -> None:
-    with pytest.raises(ValueError, match=r"permutation must be a \(64,\) tensor holding each of 0..63 once"):
+    with pytest.raises(ValueError, match="each of 0..63 once"):
         permute_pixels(fk.digits_task(), perm)
 
 
 @pytest.mark.parametrize("perm", [list(range(64)), torch.arange(64.0), torch.ones(64, dtype=torch.bool)])
 def test_permute_pixels_rejects_wrong_types(perm) -> None:
-    with pytest.raises(TypeError, match="permutation must be an integer torch tensor holding 0..63"):
+    with pytest.raises(TypeError, match="permutation must be an integer torch tensor"):
         permute_pixels(fk.digits_task(), perm)
 
 
@@ -121,9 +130,8 @@ def test_split_digits_relabel_maps_each_group_to_0_k() -> None:
 @pytest.mark.parametrize("groups, message", [
     ((), "at least one group"),
     (((0, 1), ()), "at least one class"),
-    (((0, 10),), "classes must be ints in 0..9, got 10"),
-    (((-1, 2),), "classes must be ints in 0..9, got -1"),
-    (((1.5,),), "classes must be ints in 0..9, got 1.5"),
+    (((0, 10),), r"every class must be an int in \[0, 9\], got 10"),
+    (((-1, 2),), r"every class must be an int in \[0, 9\], got -1"),
     (((0, 1), (1, 2)), "class 1 appears in more than one group"),
     (((3, 3),), "class 3 appears in more than one group"),
 ])
@@ -132,9 +140,14 @@ def test_split_digits_bad_groups(groups, message: str) -> None:
         fk.split_digits(groups)
 
 
-def test_split_digits_flat_tuple_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match=r"class_groups must hold groups of classes, e.g. \(\(0, 1\)"):
+def test_split_digits_type_errors() -> None:
+    with pytest.raises(TypeError, match="class_groups must hold groups of classes"):
         fk.split_digits((0, 1))
+    with pytest.raises(TypeError, match="every class must be an int"):
+        fk.split_digits(((1.5,),))
+    with pytest.raises(TypeError, match="every class must be an int"):
+        fk.split_digits(((True, 2),))
+    assert fk.split_digits(((np.int64(0), 1),))[0].classes == [0, 1]
 
 
 def test_task_subset() -> None:
@@ -152,10 +165,11 @@ def test_task_subset() -> None:
     assert torch.equal(task.subset(len(task.y_train)).y_train, task.y_train)  # all of them, in order
 
 
-@pytest.mark.parametrize("num_train", [0, -3, 10**6, 2.5, "10"])
-def test_task_subset_bad_size(num_train) -> None:
+@pytest.mark.parametrize("num_train, error", [(0, ValueError), (-3, ValueError), (10**6, ValueError),
+                                              (2.5, TypeError), ("10", TypeError), (True, TypeError)])
+def test_task_subset_bad_size(num_train, error) -> None:
     task = fk.digits_task()
-    with pytest.raises(ValueError, match=rf"num_train must be an int in \[1, {len(task.y_train)}\]"):
+    with pytest.raises(error, match=rf"num_train must be an int in \[1, {len(task.y_train)}\]"):
         task.subset(num_train)
 
 
@@ -178,19 +192,19 @@ def test_batches_cover_each_example_once_per_epoch() -> None:
     assert len(next(stream)[1]) == 4  # endless: a new epoch starts
 
 
-@pytest.mark.parametrize("batch_size", [0, -1, 2.0])
-def test_batches_bad_batch_size(batch_size) -> None:
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+@pytest.mark.parametrize("batch_size, error", [(0, ValueError), (-1, ValueError), (2.0, TypeError)])
+def test_batches_bad_batch_size(batch_size, error) -> None:
+    with pytest.raises(error, match="batch_size must be a positive int"):
         next(batches(torch.zeros(3, 2), torch.zeros(3, dtype=torch.int64), batch_size, torch.Generator()))
 
 
 def test_check_xy_bad_input() -> None:
     check_xy(torch.zeros(3, 2), torch.zeros(3, dtype=torch.int64))
-    with pytest.raises(TypeError, match="X and y must be torch tensors, got list, Tensor"):
+    with pytest.raises(TypeError, match="X and y must be torch tensors, got list"):
         check_xy([[0.0]], torch.zeros(1))
-    with pytest.raises(ValueError, match="X is empty: expected at least one example"):
+    with pytest.raises(ValueError, match="X is empty"):
         check_xy(torch.zeros(0, 4), torch.zeros(0))
-    with pytest.raises(ValueError, match=r"y must have shape \(3,\) to match X \(3, 2\), got \(2,\)"):
+    with pytest.raises(ValueError, match=r"y must have shape \(3,\)"):
         check_xy(torch.zeros(3, 2), torch.zeros(2))
     with pytest.raises(ValueError, match=r"y must have shape \(3,\)"):
         check_xy(torch.zeros(3, 2), torch.zeros(3, 1))

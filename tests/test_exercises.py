@@ -10,12 +10,13 @@ import torch
 import torch.nn as nn
 
 import forgetkit as fk
-from forgetkit import exercises
 from forgetkit.exercises import (
+    Verdicts,
     check_count_trainable,
     check_function,
     check_perplexity,
     close,
+    framework,
     summary,
 )
 
@@ -24,9 +25,10 @@ torch.set_num_threads(1)  # as fk.pick_device() does
 
 @pytest.fixture(autouse=True)
 def fresh_results(monkeypatch: pytest.MonkeyPatch) -> dict:
-    results: dict[str, str] = {}
-    monkeypatch.setattr(exercises, "_RESULTS", results)
-    return results
+    """This test's own record of verdicts (the kernel's ``VERDICTS`` is left alone)."""
+    verdicts = Verdicts()
+    monkeypatch.setattr(framework, "VERDICTS", verdicts)
+    return verdicts.results
 
 
 def reference_square(x):
@@ -108,7 +110,7 @@ def test_kwargs_reach_both_functions(capsys) -> None:
 
 
 def test_not_a_function_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="square: expected your function, got int"):
+    with pytest.raises(TypeError, match="expected your function"):
         check_function("square", 42, reference_square, CASES)
 
 
@@ -127,6 +129,41 @@ def test_summary(capsys, fresh_results: dict) -> None:
     assert "1 exercise(s) still to do: b" in out and "PASSED" in out and "NOT DONE" in out
     result["c"] = "PASSED"  # a copy: changing it does not change the record
     assert "c" not in fresh_results
+
+
+def test_observe_and_explain() -> None:
+    calls = []
+
+    def observe(fn, x):  # what is compared: the answer and whether the input survived
+        values = [x, x]
+        return {"answer": fn(values), "input kept": values == [x, x]}
+
+    def sums_and_clears(values):
+        total = sum(values)
+        values.clear()
+        return total
+
+    cases = [lambda: ((2,), {}), lambda: ((5,), {})]
+    assert check_function("sum", sum, sum, cases, observe=observe) is sum
+    assert check_function("sum", sums_and_clears, sum, cases, observe=observe,
+                          explain=lambda e, g: calls.append(g) or f"your answer {g}") is sum
+    assert calls == [{"answer": 4, "input kept": False}]
+
+
+def test_explain_words_both_verdicts(capsys) -> None:
+    explain = lambda expected, got: f"you said {got}"  # noqa: E731
+    check_function("square", lambda x: x * x, reference_square, [lambda: ((3,), {})], explain=explain)
+    assert "PASSED: Exercise 'square': you said 9." in capsys.readouterr().out
+    check_function("square", lambda x: x + x, reference_square, [lambda: ((3,), {})], explain=explain,
+                   hint="multiply")
+    assert "WRONG: Exercise 'square': you said 6.\n  Hint: multiply" in capsys.readouterr().out
+
+
+def test_a_verdicts_object_of_ones_own(capsys, fresh_results: dict) -> None:
+    mine = Verdicts()
+    check_function("square", reference_square, reference_square, CASES, verdicts=mine)
+    assert mine.results == {"square": "PASSED"} and fresh_results == {}
+    assert summary(mine) == {"square": "PASSED"} and "All exercises passed." in capsys.readouterr().out
 
 
 def test_close_compares_structures() -> None:

@@ -15,7 +15,6 @@ from forgetkit.interference import (
     get_flat_grad,
     gradient_cosine,
     memory_grad_edit,
-    num_trainable,
     pcgrad,
     pcgrad_grad_edit,
     predicted_loss_change,
@@ -37,7 +36,7 @@ def _data(n: int = 10, seed: int = 1):
 def test_flat_grad_matches_backward_and_leaves_grad_alone():
     model, (X, y) = _model(), _data()
     g = flat_grad(model, F.cross_entropy(model(X), y))
-    assert g.shape == (num_trainable(model),) == (4 * 3 + 3 + 3 * 2 + 2,)
+    assert g.shape == (fk.count_trainable(model),) == (4 * 3 + 3 + 3 * 2 + 2,)
     assert all(p.grad is None for p in model.parameters())
     F.cross_entropy(model(X), y).backward()
     assert torch.allclose(g, get_flat_grad(model))
@@ -48,7 +47,7 @@ def test_flat_grad_skips_frozen_and_zero_fills_unused_parameters():
     model, (X, y) = _model(), _data()
     model.head.bias.requires_grad_(False)
     g = flat_grad(model, F.cross_entropy(model(X), y))
-    assert g.shape == (num_trainable(model),) == (4 * 3 + 3 + 3 * 2,)
+    assert g.shape == (fk.count_trainable(model),) == (4 * 3 + 3 + 3 * 2,)
     g_unused = flat_grad(model, model.head(torch.ones(1, 3)).sum())  # body unused
     assert torch.equal(g_unused[:15], torch.zeros(15)) and torch.allclose(g_unused[15:], torch.ones(6))
 
@@ -62,7 +61,7 @@ def test_task_gradient_works_under_no_grad():
 
 def test_set_flat_grad_round_trip():
     model = _model()
-    g = torch.arange(num_trainable(model), dtype=torch.float32)
+    g = torch.arange(fk.count_trainable(model), dtype=torch.float32)
     set_flat_grad(model, g)
     assert torch.equal(get_flat_grad(model), g)
     assert torch.equal(model.body[0].weight.grad, torch.arange(12.0).view(3, 4))
@@ -72,7 +71,7 @@ def test_set_flat_grad_round_trip():
 
 def test_get_flat_grad_zero_when_no_grad_yet():
     model = _model()
-    assert torch.equal(get_flat_grad(model), torch.zeros(num_trainable(model)))
+    assert torch.equal(get_flat_grad(model), torch.zeros(fk.count_trainable(model)))
 
 
 def test_gradient_cosine_and_predicted_change():
@@ -103,10 +102,14 @@ def test_agem_project_hand_made_cases():
     assert torch.equal(agem_project(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])), torch.tensor([1.0, 0.0]))
     assert torch.allclose(agem_project(torch.tensor([1.0, -1.0]), torch.tensor([0.0, 2.0])), torch.tensor([1.0, 0.0]))
     assert torch.allclose(agem_project(torch.tensor([-2.0, -4.0]), torch.tensor([1.0, 2.0])), torch.zeros(2))
-    g, ref = torch.randn(100), torch.randn(100)
-    g = g - 2 * (g @ ref).abs() / (ref @ ref) * ref
+    generator = torch.Generator().manual_seed(0)
+    g, ref = torch.randn(100, generator=generator), torch.randn(100, generator=generator)
+    g = g - 2 * (g @ ref).abs() / (ref @ ref) * ref  # a conflicting pair: g . ref < 0
     out = agem_project(g, ref)
-    assert abs(float(out @ ref)) < 1e-4 and (out - g).norm() > 0
+    assert abs(float(out @ ref)) < 1e-4 * float(g.norm() * ref.norm()) and (out - g).norm() > 0
+    # the projection removes exactly the component along ref: what is left of g is unchanged
+    along = (g @ ref) / (ref @ ref) * ref
+    assert torch.allclose(out, g - along, atol=1e-6)
 
 
 def test_pcgrad_two_tasks():
@@ -148,16 +151,26 @@ def test_pcgrad_and_memory_grad_edit():
     assert torch.allclose(get_flat_grad(model), pcgrad([g, g_ref]), atol=1e-6)
     seen = []
     memory_grad_edit(mem_X, mem_y, lambda g, r: seen.append(len(r)) or g, batch_size=3, seed=0)(model)
-    assert seen == [num_trainable(model)]
+    assert seen == [fk.count_trainable(model)]
 
 
-def test_agem_grad_edit_inside_fit():
+def test_agem_grad_edit_inside_fit_never_steps_against_the_memory():
     model = _model()
     X, y = _data(40, 1)
-    mem_X, mem_y = _data(10, 2)
-    history = fk.fit(model, X, y, num_steps=5, lr=0.1, batch_size=8, seed=0, progress=False,
-                     grad_edit=agem_grad_edit(mem_X, mem_y, batch_size=4, seed=0))
-    assert len(history.losses) == 5
+    mem_X, mem_y = X[:10], 1 - y[:10]  # the memory wants the opposite labels: its gradient conflicts
+    edit = agem_grad_edit(mem_X, mem_y, batch_size=10, seed=0)  # the whole memory every step
+    conflicts, dots = [], []
+
+    def checked(m: nn.Module) -> None:
+        g_ref = task_gradient(m, mem_X, mem_y)
+        conflicts.append(float(get_flat_grad(m) @ g_ref) < 0)
+        edit(m)
+        g = get_flat_grad(m)
+        dots.append(float(g @ g_ref) / float(g.norm() * g_ref.norm() + 1e-12))
+
+    fk.fit(model, X, y, num_steps=8, lr=0.1, batch_size=8, seed=0, progress=False, grad_edit=checked)
+    assert sum(conflicts) >= 2, "the test needs steps where the new batch conflicts with the memory"
+    assert all(d >= -1e-5 for d in dots), f"A-GEM stepped against the memory gradient: cosines {dots}"
 
 
 def test_bad_input():
@@ -187,7 +200,7 @@ def test_bad_input():
         agem_project(torch.tensor([1, 2]), torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="lr"):
         predicted_loss_change(torch.ones(2), torch.ones(2), -0.1)
-    with pytest.raises(ValueError, match="lr"):
+    with pytest.raises(TypeError, match="lr"):
         predicted_loss_change(torch.ones(2), torch.ones(2), True)
     with pytest.raises(ValueError, match="at least one"):
         pcgrad([])

@@ -140,6 +140,7 @@ def test_evaluate_on_plane_coordinates_are_orthonormal_distances():
     assert plane.values["w0"].shape == (5, 5)
     wider = evaluate_on_plane(model, origin, first, second, fns, resolution=3, margin=0.5)
     assert np.allclose(wider.xs, [-2.5, 2.5, 7.5])
+    assert repr(wider) == "LossPlane(3 x 3 grid, x in [-2.5, 7.5], y in [-2.5, 7.5], values of ['w0', 'w1'])"
 
 
 def test_evaluate_on_plane_on_a_real_model_keeps_integer_buffers_and_restores():

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import forgetkit as fk
-from forgetkit.models import MLP, TinyLM
+from forgetkit.models import MLP, TinyLM, TinyLMConfig
 
 torch.set_num_threads(1)  # as fk.pick_device() does
 
@@ -15,7 +15,7 @@ torch.set_num_threads(1)  # as fk.pick_device() does
 def tiny_lm(seed: int = 0, **overrides) -> TinyLM:
     torch.manual_seed(seed)
     config = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8) | overrides
-    return TinyLM(**config).eval()
+    return TinyLM(TinyLMConfig(**config)).eval()
 
 
 def test_mlp_shapes_and_structure() -> None:
@@ -28,9 +28,11 @@ def test_mlp_shapes_and_structure() -> None:
     assert MLP()(torch.randn(2, 64)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("sizes", [(64,), (), (64, 0, 10), (64, -3, 10), (64, 2.5, 10)])
-def test_mlp_bad_sizes(sizes) -> None:
-    with pytest.raises(ValueError, match="sizes must be at least two positive ints"):
+@pytest.mark.parametrize("sizes, error", [((64,), ValueError), ((), ValueError), (64, ValueError),
+                                          ((64, 0, 10), ValueError), ((64, -3, 10), ValueError),
+                                          ((64, 2.5, 10), TypeError), ((64, True, 10), TypeError)])
+def test_mlp_bad_sizes(sizes, error) -> None:
+    with pytest.raises(error, match="sizes"):
         MLP(sizes)
 
 
@@ -51,7 +53,8 @@ def test_tiny_lm_shapes_and_loss() -> None:
     assert none is None and logits_short.shape == (3, 5, 11)
     states = model.hidden_states(idx)
     assert len(states) == 3 and all(s.shape == (3, 8, 8) for s in states)
-    assert model.config == dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)
+    assert model.config == TinyLMConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)
+    assert "n_embd=8" in repr(model.config)
 
 
 def test_causal_masking() -> None:
@@ -103,16 +106,27 @@ def test_generate_beyond_block_size_crops_the_context() -> None:
     assert out.shape == (1, 13)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(max_new_tokens=-1), "max_new_tokens must be a non-negative int, got -1"),
-    (dict(max_new_tokens=2.0), "max_new_tokens must be a non-negative int"),
-    (dict(max_new_tokens=2, temperature=0.0), "temperature must be > 0"),
-    (dict(max_new_tokens=2, temperature=-1.0), "temperature must be > 0"),
-    (dict(max_new_tokens=2, temperature=float("nan")), "temperature must be > 0"),
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(max_new_tokens=-1), ValueError, "max_new_tokens must be a non-negative int"),
+    (dict(max_new_tokens=2.0), TypeError, "max_new_tokens must be a non-negative int"),
+    (dict(max_new_tokens=True), TypeError, "max_new_tokens must be a non-negative int"),
+    (dict(max_new_tokens=2, temperature=0.0), ValueError, "temperature must be a finite number > 0"),
+    (dict(max_new_tokens=2, temperature=-1.0), ValueError, "temperature must be a finite number > 0"),
+    (dict(max_new_tokens=2, temperature=float("nan")), ValueError, "temperature must be a finite number > 0"),
+    (dict(max_new_tokens=2, temperature="hot"), TypeError, "temperature"),
 ])
-def test_generate_bad_input(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_generate_bad_input(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
         tiny_lm().generate(torch.zeros(1, 2, dtype=torch.int64), **kwargs)
+
+
+def test_generate_runs_in_eval_mode_and_restores_the_mode() -> None:
+    model = tiny_lm()
+    modes = []
+    model.blocks[0].register_forward_hook(lambda module, args, out: modes.append(module.training))
+    model.train()
+    model.generate(torch.zeros(1, 2, dtype=torch.int64), 3, generator=torch.Generator().manual_seed(0))
+    assert modes == [False] * 3 and model.training
 
 
 @pytest.mark.parametrize("idx, message", [
@@ -128,17 +142,19 @@ def test_tiny_lm_bad_input(idx: torch.Tensor, message: str) -> None:
         model.attention_maps(idx)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(vocab_size=0), "vocab_size must be a positive int, got 0"),
-    (dict(block_size=-1), "block_size must be a positive int"),
-    (dict(n_layer=1.5), "n_layer must be a positive int"),
-    (dict(n_head=0), "n_head must be a positive int"),
-    (dict(n_embd=10, n_head=4), r"n_embd \(10\) must be divisible by n_head \(4\)"),
+@pytest.mark.parametrize("overrides, error, message", [
+    (dict(vocab_size=0), ValueError, "vocab_size must be a positive int"),
+    (dict(block_size=-1), ValueError, "block_size must be a positive int"),
+    (dict(n_layer=1.5), TypeError, "n_layer must be a positive int"),
+    (dict(n_head=0), ValueError, "n_head must be a positive int"),
+    (dict(n_embd=10, n_head=4), ValueError, "must be divisible by n_head"),
 ])
-def test_tiny_lm_bad_config(overrides: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_tiny_lm_bad_config(overrides: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
         tiny_lm(**overrides)
+    with pytest.raises(TypeError, match="config must be a forgetkit TinyLMConfig"):
+        TinyLM(29)
 
 
 def test_models_are_exported() -> None:
-    assert fk.MLP is MLP and fk.TinyLM is TinyLM
+    assert fk.MLP is MLP and fk.TinyLM is TinyLM and fk.TinyLMConfig is TinyLMConfig

@@ -44,7 +44,7 @@ def test_frozen_parameters_get_no_gradient() -> None:
 
 def test_freeze_pattern_that_matches_nothing() -> None:
     mlp = fk.MLP((4, 3, 2))
-    with pytest.raises(ValueError, match=r"pattern 'body' matches no parameter name; the names are \['body.0.weight'"):
+    with pytest.raises(ValueError, match="matches no parameter name"):
         freeze(mlp, "body")  # a prefix is not a whole name
     with pytest.raises(ValueError, match="matches no parameter name"):
         freeze(mlp, r"encoder\..*")
@@ -54,13 +54,13 @@ def test_freeze_pattern_that_matches_nothing() -> None:
 def test_freeze_bad_pattern() -> None:
     with pytest.raises(ValueError, match=r"pattern '\(' is not a valid regular expression"):
         freeze(fk.MLP((4, 2)), "(")
-    with pytest.raises(TypeError, match="pattern must be a regular expression string or None, got int"):
+    with pytest.raises(TypeError, match="pattern must be a regular expression"):
         freeze(fk.MLP((4, 2)), 3)
 
 
 @pytest.mark.parametrize("fn", [count_trainable, count_frozen, freeze])
 def test_not_a_module(fn) -> None:
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got list"):
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         fn([nn.Parameter(torch.zeros(2))])
 
 

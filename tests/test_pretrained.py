@@ -6,6 +6,7 @@ pre-trains for real.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from forgetkit.models import TinyLM
 torch.set_num_threads(1)  # as fk.pick_device() does
 
 TINY_RECIPE = dict(num_sentences=50, num_steps=5, lr=1e-2, batch_size=16)
-TINY_MODEL = dict(block_size=16, n_layer=1, n_head=2, n_embd=16)
+TINY_CONFIG = fk.TinyLMConfig(vocab_size=len(fk.ALPHABET), block_size=16, n_layer=1, n_head=2, n_embd=16)
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,7 @@ def tiny_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv(pretrained.CACHE_ENV_VAR, str(tmp_path))
     monkeypatch.delenv("FORGETKIT_SEED", raising=False)
     monkeypatch.setattr(pretrained, "BASE_TRAINING", dict(TINY_RECIPE))
-    monkeypatch.setattr(pretrained, "BASE_MODEL", dict(TINY_MODEL))
+    monkeypatch.setattr(pretrained, "BASE_CONFIG", TINY_CONFIG)
     return tmp_path
 
 
@@ -46,7 +47,7 @@ def train_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 
 
 def _model_with(state: dict) -> TinyLM:
-    model = TinyLM(fk.CharTokenizer().vocab_size, **pretrained.BASE_MODEL)
+    model = TinyLM(pretrained.BASE_CONFIG)
     model.load_state_dict(state)
     return model
 
@@ -91,8 +92,8 @@ def test_first_call_trains_and_writes_the_file_atomically(tiny_cache: Path, trai
     assert files(tiny_cache) == [pretrained.cache_path("french", 0).name]  # no leftover .tmp file
     payload = torch.load(pretrained.cache_path("french", 0), weights_only=True)
     recipe = json.loads(payload["recipe"])
-    assert recipe["training"] == TINY_RECIPE and recipe["model"] == TINY_MODEL and recipe["language"] == "french"
-    assert model.config == dict(vocab_size=29, **TINY_MODEL)
+    assert recipe["training"] == TINY_RECIPE and recipe["model"] == dataclasses.asdict(TINY_CONFIG) and recipe["language"] == "french"
+    assert model.config == TINY_CONFIG
     assert same_weights(model, _model_with(payload["state_dict"]))
 
 

@@ -2,6 +2,7 @@
 formulas and the slow loop, the stability limit on a pure quadratic, and bad input."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -91,12 +92,16 @@ def test_l2_sp_shared_to_start_new_head_to_zero():
 
 
 def test_penalties_work_as_the_extra_loss_hook():
+    """One SGD step of fit with the penalty moves every weight by -lr * (task gradient + lam * (theta - anchor))."""
     model = small_mlp()
-    anchor = R.snapshot(model)
-    X, y = torch.rand(32, 5), torch.randint(0, 3, (32,))
-    history = fk.fit(model, X, y, num_steps=5, lr=0.1, progress=False,
-                     extra_loss=lambda m: R.l2_anchor_penalty(m, anchor, 1.0))
-    assert len(history.losses) == 5
+    anchor = {name: p.detach() + 0.5 for name, p in model.named_parameters()}  # theta - anchor = -0.5
+    X, y = torch.rand(32, 5), torch.randint(0, 3, (32,), generator=torch.Generator().manual_seed(0))
+    task_grads = torch.autograd.grad(torch.nn.functional.cross_entropy(model(X), y), list(model.parameters()))
+    before = [p.detach().clone() for p in model.parameters()]
+    fk.fit(model, X, y, num_steps=1, lr=0.1, batch_size=32, seed=0, progress=False,  # one batch: all of X
+           extra_loss=lambda m: R.l2_anchor_penalty(m, anchor, 2.0))
+    for p, p0, g in zip(model.parameters(), before, task_grads):
+        assert torch.allclose(p.detach(), p0 - 0.1 * (g + 2.0 * (-0.5)), atol=1e-6)
 
 
 def test_online_ewc_accumulates_and_moves_the_anchor():
@@ -122,6 +127,41 @@ def test_online_ewc_accumulates_and_moves_the_anchor():
 # ------------------------------------------------------------------------------------------
 # The stability limit
 # ------------------------------------------------------------------------------------------
+
+
+def _stream_step(lr, momentum=0.0, optimizer="sgd", lam=10.0):
+    """Fit a few steps under an OnlineEWC of strength lam with F = 1 everywhere: lr * lam * max F = 10 lr."""
+    model = small_mlp()
+    ewc = R.OnlineEWC(lam)
+    ewc.update(model, {name: torch.ones_like(p) for name, p in model.named_parameters()})
+    X, y = torch.rand(16, 5), torch.randint(0, 3, (16,), generator=torch.Generator().manual_seed(0))
+    fk.fit(model, X, y, num_steps=5, lr=lr, momentum=momentum, optimizer=optimizer, seed=0, progress=False,
+           extra_loss=ewc)
+
+
+def test_online_ewc_warns_once_per_run_past_the_stability_limit():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # below the limit: not a word
+        _stream_step(lr=0.1)  # lr * lam * max F = 1
+        _stream_step(lr=0.3, momentum=0.9)  # 3, but heavy-ball momentum 0.9 is stable up to 2 * 1.9 = 3.8
+        _stream_step(lr=0.3, optimizer="adam")  # the bound is SGD's
+    with pytest.warns(RuntimeWarning) as record:
+        _stream_step(lr=0.3)  # 3 > 2
+    unstable = [w for w in record if "stability limit" in str(w.message)]
+    assert len(unstable) == 1, "one warning per run, not one per step"
+    message = str(unstable[0].message)
+    assert "lr * lambda * max F = 3" in message and "below 6.67" in message  # the number and the largest safe lambda
+
+
+def test_check_ewc_stability_returns_the_number():
+    fisher = {"a": torch.tensor([0.1, 0.4])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert R.check_ewc_stability(0.1, 10.0, fisher) == pytest.approx(0.4)
+    with pytest.warns(RuntimeWarning, match=r"= 4 >= 2"):
+        assert R.check_ewc_stability(1.0, 10.0, fisher) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="momentum"):
+        R.check_ewc_stability(1.0, 10.0, fisher, momentum=1.0)
 
 
 def test_stability_limit_value():
@@ -212,7 +252,7 @@ class MixedNet(nn.Module):
         self.tied_a, self.tied_b = nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False)
         self.tied_b.weight = self.tied_a.weight
         self.norm = nn.LayerNorm(8)
-        self.lora = fk.LoRALinear(nn.Linear(8, 8), rank=2)
+        self.lora = fk.LoRALinear(nn.Linear(8, 8), r=2)
         self.head = nn.Linear(8, 4)
         self.head.bias.requires_grad_(False)
 
@@ -226,7 +266,7 @@ class MixedNet(nn.Module):
 
 def test_outer_product_layers_only_where_the_identity_holds():
     model = MixedNet()
-    trainable = R.trainable_parameters(model)
+    trainable = fk.trainable_parameters(model)
     chosen = R._outer_product_layers(model, torch.rand(1, 6), trainable)
     assert set(chosen) == {"first", "head"}  # not lora.base: LoRA freezes it
 
@@ -260,7 +300,7 @@ def test_outer_product_on_a_bare_linear_model():
     torch.manual_seed(0)
     model = nn.Linear(3, 4)  # the model itself is the layer: parameter names "weight", "bias"
     X = torch.rand(7, 3)
-    assert set(R._outer_product_layers(model, X[:1], R.trainable_parameters(model))) == {""}
+    assert set(R._outer_product_layers(model, X[:1], fk.trainable_parameters(model))) == {""}
     assert close_dicts(R.fisher_diagonal(model, X), R.fisher_diagonal(model, X, outer_product=False), rtol=1e-5)
 
 
@@ -417,7 +457,7 @@ def test_bad_chunk_and_batch_size():
     X, y = torch.rand(4, 5), torch.randint(0, 3, (4,))
     with pytest.raises(ValueError, match="chunk_size"):
         R.fisher_diagonal(model, X, chunk_size=0)
-    with pytest.raises(ValueError, match="chunk_size"):
+    with pytest.raises(TypeError, match="chunk_size"):
         R.fisher_diagonal(model, X, chunk_size=2.5)
     with pytest.raises(TypeError, match="outer_product"):
         R.fisher_diagonal(model, X, outer_product="yes")
@@ -440,7 +480,11 @@ def test_returned_fisher_is_finite_and_nonnegative():
 
 
 def test_check_ewc_penalty_verdicts(capsys):
-    assert fk.exercises.check_ewc_penalty(R.ewc_penalty) is R.ewc_penalty
+    def written_from_the_formula(model, fisher, anchor, lam):  # a learner's own, independent of forgetkit's
+        params = dict(model.named_parameters())
+        return lam / 2 * sum((fisher[n] * (params[n] - anchor[n]).pow(2)).sum() for n in fisher)
+
+    assert fk.exercises.check_ewc_penalty(written_from_the_formula) is written_from_the_formula
     assert "PASSED" in capsys.readouterr().out
 
     def not_done(model, fisher, anchor, lam):

@@ -125,6 +125,13 @@ def test_sample_shapes_and_replacement() -> None:
         buffer.sample(6, replace=False)
 
 
+def test_buffer_repr_says_what_it_holds() -> None:
+    buffer = replay.ReservoirBuffer(4, seed=0, per_task_balance=True)
+    assert repr(buffer) == "ReservoirBuffer(capacity=4, holding 0 of 0 offered, tasks [], per_task_balance=True)"
+    buffer.add(torch.zeros(10, 3), torch.zeros(10, dtype=torch.int64), task=np.int64(2))
+    assert repr(buffer) == "ReservoirBuffer(capacity=4, holding 4 of 10 offered, tasks [2], per_task_balance=True)"
+
+
 def test_buffer_bad_input() -> None:
     with pytest.raises(ValueError, match="capacity"):
         replay.ReservoirBuffer(0)
@@ -137,6 +144,8 @@ def test_buffer_bad_input() -> None:
         buffer.add(torch.zeros(3, 2), torch.zeros(2))
     with pytest.raises(TypeError, match="task"):
         buffer.add(torch.zeros(3, 2), torch.zeros(3), task="a")
+    with pytest.raises(TypeError, match="task"):
+        buffer.add(torch.zeros(3, 2), torch.zeros(3), task=True)
     buffer.add(torch.zeros(3, 2), torch.zeros(3))
     with pytest.raises(ValueError, match="do not match"):
         buffer.add(torch.zeros(3, 4), torch.zeros(3))

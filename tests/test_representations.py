@@ -11,14 +11,14 @@ import torch
 
 from forgetkit import representations as R
 from forgetkit.languages import CharTokenizer
-from forgetkit.models import MLP, TinyLM
+from forgetkit.models import MLP, TinyLM, TinyLMConfig
 
 
 def tiny_lm(seed: int = 0, n_layer: int = 2) -> TinyLM:
     torch.manual_seed(seed)
-    return TinyLM(
+    return TinyLM(TinyLMConfig(
         CharTokenizer().vocab_size, block_size=8, n_layer=n_layer, n_head=2, n_embd=8
-    ).eval()
+    )).eval()
 
 
 def windows(seed: int = 0, B: int = 4, T: int = 8) -> torch.Tensor:
@@ -45,7 +45,7 @@ def test_group_of_rejects_foreign_names(name):
 
 
 def test_group_of_rejects_non_str():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="name must be a str"):
         R.group_of(3)
 
 
@@ -57,7 +57,7 @@ def test_layer_groups_bottom_to_top():
 
 
 def test_layer_groups_orders_blocks_numerically():
-    model = TinyLM(CharTokenizer().vocab_size, block_size=4, n_layer=11, n_head=1, n_embd=4)
+    model = TinyLM(TinyLMConfig(CharTokenizer().vocab_size, block_size=4, n_layer=11, n_head=1, n_embd=4))
     assert R.layer_groups(model)[1:-1] == [f"block {i}" for i in range(11)]
 
 
@@ -106,7 +106,7 @@ def test_weight_drift_hand_made_change():
 def test_weight_drift_rejects_mismatched_models():
     with pytest.raises(ValueError, match="same parameter names"):
         R.weight_drift(tiny_lm(n_layer=2), tiny_lm(n_layer=3))
-    wide = TinyLM(CharTokenizer().vocab_size, block_size=8, n_layer=2, n_head=2, n_embd=16)
+    wide = TinyLM(TinyLMConfig(CharTokenizer().vocab_size, block_size=8, n_layer=2, n_head=2, n_embd=16))
     with pytest.raises(ValueError, match="shape"):
         R.weight_drift(tiny_lm(n_layer=2), wide)
     with pytest.raises(TypeError, match="before"):
@@ -285,7 +285,7 @@ def test_attention_stats_of_uniform_attention_by_hand():
 
 def test_attention_stats_of_look_at_yourself_attention():
     torch.manual_seed(0)
-    model = TinyLM(CharTokenizer().vocab_size, block_size=8, n_layer=2, n_head=1, n_embd=8).eval()
+    model = TinyLM(TinyLMConfig(CharTokenizer().vocab_size, block_size=8, n_layer=2, n_head=1, n_embd=8)).eval()
     idx = windows()
     with torch.no_grad():  # huge positional self-similarity: each query attends only to itself
         model.token_embedding.weight.zero_()

@@ -50,6 +50,18 @@ def test_wise_ft_sweep_picks_the_best_alpha_and_leaves_it_loaded() -> None:
     assert torch.allclose(model.head.bias, target)
 
 
+def test_wise_ft_sweep_accepts_models_like_wise_ft() -> None:
+    a, b = two_models()
+    fns = {"bias": lambda m: float(m.head.bias.sum())}
+    from_models = wise_ft_sweep(fk.MLP((3, 4, 2)), a, b, [0.0, 0.5, 1.0], fns)
+    from_states = wise_ft_sweep(fk.MLP((3, 4, 2)), a.state_dict(), b.state_dict(), [0.0, 0.5, 1.0], fns)
+    assert np.allclose(from_models["bias"], from_states["bias"]) and from_models["best_alpha"] == from_states["best_alpha"]
+    # sweeping the base model itself: its weights are read once, before the sweep moves them
+    expected = wise_ft(a, b, from_models["best_alpha"])
+    wise_ft_sweep(a, a, b, [0.0, 0.5, 1.0], fns)
+    assert all(torch.allclose(a.state_dict()[k], v) for k, v in expected.items())
+
+
 def test_wise_ft_sweep_bad_input() -> None:
     a, b = two_models()
     fns = {"x": lambda m: 0.0}

@@ -1,25 +1,18 @@
-"""Exercise checks: test a learner's function on hidden cases, then hand back something that works.
+"""The course's exercise checks, one per exercise, in lesson order (hidden cases are built on the fly).
 
-Every exercise in the course ends with a line such as::
+Every exercise ends with a line such as::
 
     count_trainable = fk.exercises.check_count_trainable(count_trainable)
 
-The check runs the learner's function and forgetkit's reference implementation on the same
-hidden cases and prints one of
-
-- PASSED: the learner's function is returned and the lesson uses it;
-- NOT DONE: the stub still raises ``NotImplementedError``;
-- WRONG: a case gives another answer (or raises), with a hint;
-
-and in the last two cases returns the reference implementation, so a learner can skip an
-exercise, or get it wrong, and the rest of the lesson still runs. ``summary()`` lists them all.
+which tests the learner's function with ``check_function`` and returns it, or forgetkit's
+reference implementation when it is not done or wrong.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Sequence
+import random
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,117 +20,22 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-Case = Callable[[], tuple[tuple, dict]]
-_RESULTS: dict[str, str] = {}
-
-
-def close(expected: Any, got: Any, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
-    """Structural comparison: tensors/arrays with allclose, numbers with a tolerance, containers item by item."""
-    if isinstance(expected, Tensor):
-        return (isinstance(got, Tensor) and got.shape == expected.shape
-                and torch.allclose(got.detach().double().cpu(), expected.detach().double().cpu(), rtol=rtol, atol=atol))
-    if isinstance(expected, np.ndarray):
-        got = np.asarray(got, dtype=float) if not isinstance(got, Tensor) else got.detach().cpu().numpy()
-        return got.shape == expected.shape and np.allclose(got, expected, rtol=rtol, atol=atol)
-    if isinstance(expected, bool) or isinstance(expected, str) or expected is None:
-        return got == expected
-    if isinstance(expected, (int, float, np.number)):
-        if isinstance(got, Tensor) and got.numel() == 1:
-            got = got.item()
-        return isinstance(got, (int, float, np.number)) and math.isclose(float(got), float(expected), rel_tol=rtol, abs_tol=atol)
-    if isinstance(expected, dict):
-        return isinstance(got, dict) and got.keys() == expected.keys() and all(close(expected[k], got[k], rtol, atol) for k in expected)
-    if isinstance(expected, (list, tuple)):
-        return isinstance(got, (list, tuple)) and len(got) == len(expected) and all(close(e, g, rtol, atol) for e, g in zip(expected, got))
-    return got == expected
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, Tensor):
-        return f"tensor of shape {tuple(value.shape)}" if value.numel() > 6 else f"tensor({value.tolist()})"
-    text = repr(value)
-    return text if len(text) < 80 else text[:77] + "..."
-
-
-def check_function(name: str, learner_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,
-                   hint: str = "", compare: Callable[[Any, Any], bool] = close) -> Callable:
-    """Run ``learner_fn`` and ``reference_fn`` on every case; print the verdict; return what to use.
-
-    Each case is a zero-argument function returning ``(args, kwargs)``; both functions get their
-    own deep copy, so a function that changes its inputs cannot affect the other.
-    """
-    if not callable(learner_fn):
-        raise TypeError(f"{name}: expected your function, got {type(learner_fn).__name__}")
-    for k, make_case in enumerate(cases):
-        args, kwargs = make_case()
-        expected = reference_fn(*copy.deepcopy(args), **copy.deepcopy(kwargs))
-        failed, got = _call_learner(name, learner_fn, (copy.deepcopy(args), copy.deepcopy(kwargs)),
-                                    reference_fn, hint, f"hidden case {k + 1}")
-        if failed:
-            return got
-        try:
-            same = compare(expected, got)
-        except Exception:  # an answer of the wrong kind (a str where an array belongs ...) is wrong, not a crash
-            same = False
-        if not same:
-            return _fallback(name, "WRONG", f"Exercise '{name}': hidden case {k + 1} expected "
-                             f"{_short(expected)}, got {_short(got)}.\n  Hint: {hint}", reference_fn)
-    _passed(name, f"your function agrees with the reference on {len(cases)} hidden cases.")
-    return learner_fn
-
-
-def _call_learner(name: str, learner_fn: Callable, call: tuple[tuple, dict], reference_fn: Callable,
-                  hint: str, where: str) -> tuple[bool, Any]:
-    """``(False, result)`` of the learner's function, or ``(True, fallback)`` when it is not done
-    (``NotImplementedError``) or raises: a learner's bug must not stop the lesson."""
-    args, kwargs = call
-    try:
-        return False, learner_fn(*args, **kwargs)
-    except NotImplementedError:
-        return True, _fallback(name, "NOT DONE", f"Exercise '{name}' is not done yet.", reference_fn)
-    except Exception as err:
-        return True, _fallback(name, "WRONG", f"Exercise '{name}': {where} raised {type(err).__name__}: {err}\n"
-                               f"  Hint: {hint}", reference_fn)
-
-
-def _passed(name: str, message: str) -> None:
-    _RESULTS[name] = "PASSED"
-    print(f"PASSED: Exercise '{name}': {message} The lesson now uses your function.")
-
-
-def _fallback(name: str, status: str, message: str, reference_fn: Callable) -> Callable:
-    _RESULTS[name] = status
-    print(f"{status}: {message}\n  The lesson goes on with forgetkit's reference implementation "
-          f"({reference_fn.__module__}.{reference_fn.__name__}).")
-    return reference_fn
-
-
-def summary() -> dict[str, str]:
-    """Print and return the status of every exercise checked in this kernel."""
-    if not _RESULTS:
-        print("No exercise was checked in this session.")
-    for name, status in _RESULTS.items():
-        print(f"{status:8s} {name}")
-    todo = [n for n, s in _RESULTS.items() if s != "PASSED"]
-    if todo:
-        print(f"{len(todo)} exercise(s) still to do: {', '.join(todo)}. The lesson ran on forgetkit's reference code.")
-    elif _RESULTS:
-        print("All exercises passed.")
-    return dict(_RESULTS)
-
-
-# ------------------------------------------------------------------------------------------
-# The course's exercises, one check each (cases are built on the fly, never shown)
-# ------------------------------------------------------------------------------------------
+from ..interference import agem_project
+from ..interpolation import evaluate_along_line, wise_ft, wise_ft_sweep
+from ..languages import CharTokenizer, language_tokens
+from ..metrics import perplexity
+from ..models import MLP, TinyLM, TinyLMConfig
+from ..peft import count_trainable, lora_linear
+from ..regularizers import ewc_penalty
+from ..replay import reservoir_sample
+from ..representations import linear_cka
+from .framework import Case, check_function, close
 
 
 def check_count_trainable(fn: Callable[[nn.Module], int]) -> Callable[[nn.Module], int]:
     """Lesson 00: ``fn(model)`` = number of parameters (scalars) with requires_grad=True."""
-    from .peft import count_trainable
-
     def case(sizes: tuple[int, ...], freeze_body: bool) -> Case:
         def make() -> tuple[tuple, dict]:
-            from .models import MLP
             model = MLP(sizes)
             if freeze_body:
                 for p in model.body.parameters():
@@ -152,14 +50,11 @@ def check_count_trainable(fn: Callable[[nn.Module], int]) -> Callable[[nn.Module
 
 def check_perplexity(fn: Callable) -> Callable:
     """Lesson 01: ``fn(model, tokens)`` = exp(mean next-character loss over ``lm_windows``)."""
-    from .languages import CharTokenizer, language_tokens
-    from .metrics import perplexity
-    from .models import TinyLM
-
     def case(language: str, seed: int) -> Case:
         def make() -> tuple[tuple, dict]:
             torch.manual_seed(seed)
-            model = TinyLM(CharTokenizer().vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16).eval()
+            config = TinyLMConfig(CharTokenizer().vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
+            model = TinyLM(config).eval()
             return (model, language_tokens(language, "test", 40, seed)), {}
         return make
 
@@ -171,19 +66,12 @@ def check_perplexity(fn: Callable) -> Callable:
 def check_evaluate_along_line(fn: Callable) -> Callable:
     """Lesson 02: ``fn(model, sd_a, sd_b, alphas, eval_fns)`` = ``{name: array of fn(model) at each alpha}``
     on the line ``interpolate_state_dicts(sd_a, sd_b, alpha)``, with the model's weights restored."""
-    import functools
-
-    from .interpolation import evaluate_along_line
-    from .models import MLP
-
-    def with_restore_flag(line_fn: Callable) -> Callable:
-        @functools.wraps(line_fn)
-        def run(model, sd_a, sd_b, alphas, eval_fns):
-            before = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            out = line_fn(model, sd_a, sd_b, alphas, eval_fns)
-            restored = all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-            return {"values": out, "model weights restored": restored}
-        return run
+    def with_restore_flag(line_fn: Callable, model, sd_a, sd_b, alphas, eval_fns) -> dict[str, Any]:
+        """What the line function returns, and whether the model holds its own weights afterwards."""
+        before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        out = line_fn(model, sd_a, sd_b, alphas, eval_fns)
+        restored = all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        return {"values": out, "model weights restored": restored}
 
     def case(sizes: tuple[int, ...], alphas: list[float], names: tuple[str, ...], seed: int) -> Case:
         def make() -> tuple[tuple, dict]:
@@ -200,19 +88,15 @@ def check_evaluate_along_line(fn: Callable) -> Callable:
     cases = [case((4, 3, 2), [0.0, 0.5, 1.0], ("first weight",), 1),
              case((6, 5, 3), [0.0, 0.25, 0.5, 0.75, 1.0], ("loss", "accuracy"), 2),
              case((8, 4, 4, 3), [-0.5, 0.0, 1.0, 1.5], ("loss", "first weight"), 3)]
-    learner, reference = with_restore_flag(fn), with_restore_flag(evaluate_along_line)
-    chosen = check_function("evaluate_along_line", learner, reference, cases,
-                            hint="save original = copy.deepcopy(model.state_dict()); for each alpha: "
+    return check_function("evaluate_along_line", fn, evaluate_along_line, cases, observe=with_restore_flag,
+                          hint="save original = copy.deepcopy(model.state_dict()); for each alpha: "
                                  "model.load_state_dict(fk.interpolate_state_dicts(sd_a, sd_b, alpha)) and append "
                                  "fn(model) for every name; return {name: np.array(values)}; finally "
-                                 "model.load_state_dict(original).")
-    return fn if chosen is learner else evaluate_along_line
+                               "model.load_state_dict(original).")
 
 
 def check_agem_project(fn: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
     """Lesson 03: ``fn(g, g_ref)`` = g if g . g_ref >= 0, else g - (g . g_ref / g_ref . g_ref) g_ref."""
-    from .interference import agem_project
-
     def case(g: list[float] | None, g_ref: list[float] | None, size: int = 0, seed: int = 0) -> Case:
         def make() -> tuple[tuple, dict]:
             if g is not None:
@@ -239,8 +123,6 @@ def check_linear_cka(fn: Callable[[Tensor, Tensor], float]) -> Callable[[Tensor,
     Hidden cases: random activations compared with the reference, then the invariances a CKA must
     have: an orthogonal transform of one side, an isotropic scaling, and a shift of the columns.
     """
-    from .representations import linear_cka
-
     def case(n: int, d1: int, d2: int, seed: int, transform: str = "") -> Case:
         def make() -> tuple[tuple, dict]:
             generator = torch.Generator().manual_seed(seed)
@@ -270,28 +152,27 @@ def check_linear_cka(fn: Callable[[Tensor, Tensor], float]) -> Callable[[Tensor,
 
 
 def check_lora_linear(fn: Callable) -> Callable:
-    """Lesson 06: ``fn(x, weight, bias, A, B, alpha)`` = x W^T + b + (alpha / r) (x A^T) B^T, r = A.shape[0].
+    """Lesson 06: ``fn(x, weight, bias, A, B, lora_alpha)`` = x W^T + b + (lora_alpha / r) (x A^T) B^T,
+    r = A.shape[0].
 
-    Hidden cases use a non-zero B (a trained layer), a rank other than alpha, a 3-D input and no bias.
+    Hidden cases use a non-zero B (a trained layer), an r other than lora_alpha, a 3-D input and no bias.
     """
-    from .peft import lora_linear
-
-    def case(lead: tuple[int, ...], d_in: int, d_out: int, rank: int, alpha: float, bias: bool, seed: int) -> Case:
+    def case(lead: tuple[int, ...], d_in: int, d_out: int, r: int, lora_alpha: float, bias: bool, seed: int) -> Case:
         def make() -> tuple[tuple, dict]:
             generator = torch.Generator().manual_seed(seed)
             x = torch.randn(*lead, d_in, generator=generator)
             W, b = torch.randn(d_out, d_in, generator=generator), torch.randn(d_out, generator=generator)
-            A, B = torch.randn(rank, d_in, generator=generator), torch.randn(d_out, rank, generator=generator)
-            return (x, W, b if bias else None, A, B, alpha), {}
+            A, B = torch.randn(r, d_in, generator=generator), torch.randn(d_out, r, generator=generator)
+            return (x, W, b if bias else None, A, B, lora_alpha), {}
         return make
 
-    cases = [case((5,), 6, 4, 2, 4.0, True, 1),      # alpha / r = 2
-             case((3,), 8, 8, 3, 1.5, True, 2),      # alpha / r = 0.5
+    cases = [case((5,), 6, 4, 2, 4.0, True, 1),      # lora_alpha / r = 2
+             case((3,), 8, 8, 3, 1.5, True, 2),      # lora_alpha / r = 0.5
              case((2, 7), 5, 3, 1, 1.0, False, 3),   # a batch of sequences, no bias
              case((4,), 10, 6, 5, 5.0, False, 4)]
     return check_function("lora_linear", fn, lora_linear, cases,
-                          hint="r = A.shape[0]; out = x @ weight.T + (alpha / r) * (x @ A.T) @ B.T; add bias "
-                               "when it is not None. Case 2 has alpha != r, case 3 a 3-D x and bias None.")
+                          hint="r = A.shape[0]; out = x @ weight.T + (lora_alpha / r) * (x @ A.T) @ B.T; add bias "
+                               "when it is not None. Case 2 has lora_alpha != r, case 3 a 3-D x and bias None.")
 
 
 def check_reservoir(fn: Callable) -> Callable:
@@ -302,24 +183,17 @@ def check_reservoir(fn: Callable) -> Callable:
     invariant (exactly min(capacity, n) distinct items of the stream) and that every item's
     inclusion frequency is within 5 standard errors of capacity / n.
     """
-    import functools
-    import random
-
-    from .replay import reservoir_sample
-
-    def statistics(sample_fn: Callable) -> Callable:
-        @functools.wraps(sample_fn)
-        def run(n: int, capacity: int, trials: int, seed: int) -> dict[str, Any]:
-            counts = np.zeros(n)
-            for t in range(trials):
-                out = list(sample_fn(iter(range(n)), capacity, random.Random(seed * 1_000_003 + t)))
-                if (len(out) != min(n, capacity) or len(set(out)) != len(out)
-                        or not all(isinstance(i, int) and 0 <= i < n for i in out)):
-                    return {"invariant": False, "frequencies": None, "p": min(capacity, n) / n, "trials": trials,
-                            "example": out}
-                counts[out] += 1
-            return {"invariant": True, "frequencies": counts / trials, "p": min(capacity, n) / n, "trials": trials}
-        return run
+    def statistics(sample_fn: Callable, n: int, capacity: int, trials: int, seed: int) -> dict[str, Any]:
+        """Run ``sample_fn`` on ``trials`` fresh streams 0..n-1; check the invariant, count each item's inclusions."""
+        counts = np.zeros(n)
+        for t in range(trials):
+            out = list(sample_fn(iter(range(n)), capacity, random.Random(seed * 1_000_003 + t)))
+            if (len(out) != min(n, capacity) or len(set(out)) != len(out)
+                    or not all(isinstance(i, int) and 0 <= i < n for i in out)):
+                return {"invariant": False, "frequencies": None, "p": min(capacity, n) / n, "trials": trials,
+                        "example": out}
+            counts[out] += 1
+        return {"invariant": True, "frequencies": counts / trials, "p": min(capacity, n) / n, "trials": trials}
 
     def compare(expected: dict, got: dict) -> bool:
         if not got["invariant"]:
@@ -336,32 +210,23 @@ def check_reservoir(fn: Callable) -> Callable:
              case(10, 3, 3000, 3),      # p = 0.3
              case(25, 5, 1500, 4),      # p = 0.2
              case(12, 11, 1500, 5)]     # p = 11/12: almost everything is kept
-    learner, reference = statistics(fn), statistics(reservoir_sample)
-    chosen = check_function("reservoir_sample", learner, reference, cases, compare=compare,
-                            hint="for the n-th item (n = 1, 2, ...): if the sample holds fewer than capacity items, "
+    return check_function("reservoir_sample", fn, reservoir_sample, cases, observe=statistics, compare=compare,
+                          hint="for the n-th item (n = 1, 2, ...): if the sample holds fewer than capacity items, "
                                  "append it; else j = rng.randrange(n) and, if j < capacity, sample[j] = item. "
-                                 "Read the stream once (it is an iterator) and return the list.")
-    return fn if chosen is learner else reservoir_sample
+                               "Read the stream once (it is an iterator) and return the list.")
 
 
 def check_interpolation_sweep(fn: Callable) -> Callable:
     """Lesson 08: ``fn(model, sd_base, sd_finetuned, alphas, eval_fns)`` = ``fk.wise_ft_sweep``: every eval
     function at each WiSE-FT mixture, their mean, the best alpha, and the model left at that alpha."""
-    import functools
-
-    from .interpolation import wise_ft, wise_ft_sweep
-    from .models import MLP
-
-    def with_final_weights(sweep_fn: Callable) -> Callable:
-        @functools.wraps(sweep_fn)
-        def run(model, sd_base, sd_finetuned, alphas, eval_fns):
-            out = sweep_fn(model, sd_base, sd_finetuned, alphas, eval_fns)
-            if not isinstance(out, dict) or "best_alpha" not in out:
-                return {"result": out}
-            best = wise_ft(sd_base, sd_finetuned, float(out["best_alpha"]))
-            at_best = all(torch.allclose(best[k], v, atol=1e-6) for k, v in model.state_dict().items())
-            return {"result": out, "model left at the best alpha": at_best}
-        return run
+    def with_final_weights(sweep_fn: Callable, model, sd_base, sd_finetuned, alphas, eval_fns) -> dict[str, Any]:
+        """What the sweep returns, and whether the model is left holding the best alpha's mixture."""
+        out = sweep_fn(model, sd_base, sd_finetuned, alphas, eval_fns)
+        if not isinstance(out, dict) or "best_alpha" not in out:
+            return {"result": out}
+        best = wise_ft(sd_base, sd_finetuned, float(out["best_alpha"]))
+        at_best = all(torch.allclose(best[k], v, atol=1e-6) for k, v in model.state_dict().items())
+        return {"result": out, "model left at the best alpha": at_best}
 
     def case(sizes: tuple[int, ...], alphas: list[float], seed: int) -> Case:
         def make() -> tuple[tuple, dict]:
@@ -377,13 +242,11 @@ def check_interpolation_sweep(fn: Callable) -> Callable:
     cases = [case((4, 3, 2), [0.0, 0.5, 1.0], 1),
              case((6, 8, 3), [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], 2),
              case((5, 4, 4, 3), [1.0, 0.25, 0.0], 3)]
-    learner, reference = with_final_weights(fn), with_final_weights(wise_ft_sweep)
-    chosen = check_function("interpolation_sweep", learner, reference, cases,
-                            hint="for each alpha: model.load_state_dict(fk.wise_ft(sd_base, sd_finetuned, alpha)) "
+    return check_function("interpolation_sweep", fn, wise_ft_sweep, cases, observe=with_final_weights,
+                          hint="for each alpha: model.load_state_dict(fk.wise_ft(sd_base, sd_finetuned, alpha)) "
                                  "and record every eval function; mean = the average over the functions at each alpha; "
                                  "best_alpha = alphas[argmax(mean)] (the first on a tie); load the best mixture into "
-                                 "the model before returning {name: array, 'mean': array, 'best_alpha': float}.")
-    return fn if chosen is learner else wise_ft_sweep
+                               "the model before returning {name: array, 'mean': array, 'best_alpha': float}.")
 
 
 def check_recipe(fn: Callable, results, targets=None) -> Callable:
@@ -394,39 +257,39 @@ def check_recipe(fn: Callable, results, targets=None) -> Callable:
     it was part of the comparison, else fine-tuned now under the same seeds. The verdict names the
     target it missed. Falls back to ``forgetkit.capstone.reference_recipe``.
     """
-    from .capstone import Targets, evaluate_recipe, reference_recipe
+    from ..capstone import (  # loaded on first use, as fk.capstone is
+        Targets,
+        evaluate_recipe,
+        reference_recipe,
+    )
 
-    name = "choose_recipe"
     targets = targets or Targets()
-    if not callable(fn):
-        raise TypeError(f"{name}: expected your function, got {type(fn).__name__}")
-    hint = ("a recipe is a dict such as {'method': 'ewc', 'strength': 300.0, 'steps': 30}; use the dashboard or "
-            "loop over results.summary() to find an entry with forgetting_mean <= targets.max_forgetting and "
-            "learning_mean >= targets.min_learning.")
-    failed, recipe = _call_learner(name, fn, ((results, targets), {}), reference_recipe, hint, "your function")
-    if failed:
-        return recipe
-    try:
-        entry = evaluate_recipe(recipe, results)
-    except (TypeError, ValueError) as err:
-        return _fallback(name, "WRONG", f"Exercise '{name}': {err}\n  Hint: {hint}", reference_recipe)
-    measured = (f"forgetting {100 * entry['forgetting_mean']:.1f}% +- {100 * entry['forgetting_std']:.1f}, "
-                f"learning {100 * entry['learning_mean']:.1f}% +- {100 * entry['learning_std']:.1f} "
-                f"(mean +- std over {entry['n']} seeds)")
-    missed = targets.failures(entry["forgetting_mean"], entry["learning_mean"])
-    if missed:
-        return _fallback(name, "WRONG", f"Exercise '{name}': your recipe {recipe} gives {measured}.\n  "
-                         + "\n  ".join(missed) + f"\n  Hint: {hint}", reference_recipe)
-    _passed(name, f"your recipe {recipe} meets both targets: {measured}.")
-    return fn
+
+    def evaluated(choose: Callable, results, targets) -> dict:
+        recipe = choose(results, targets)
+        return {"recipe": recipe, "entry": evaluate_recipe(recipe, results)}
+
+    def meets_both(expected: dict, got: dict) -> bool:
+        return not targets.failures(got["entry"]["forgetting_mean"], got["entry"]["learning_mean"])
+
+    def explain(expected: dict, got: dict) -> str:
+        entry = got["entry"]
+        missed = targets.failures(entry["forgetting_mean"], entry["learning_mean"])
+        return (f"your recipe {got['recipe']} gives forgetting {100 * entry['forgetting_mean']:.1f}% "
+                f"+- {100 * entry['forgetting_std']:.1f}, learning {100 * entry['learning_mean']:.1f}% "
+                f"+- {100 * entry['learning_std']:.1f} (mean +- std over {entry['n']} seeds)"
+                + ("".join(f"\n  {m}" for m in missed) if missed else ": it meets both targets"))
+
+    return check_function("choose_recipe", fn, reference_recipe, [lambda: ((results, targets), {})],
+                          observe=evaluated, compare=meets_both, explain=explain,
+                          hint="a recipe is a dict such as {'method': 'ewc', 'strength': 300.0, 'steps': 12}; use "
+                               "the dashboard or loop over results.summary() to find an entry with forgetting_mean "
+                               "<= targets.max_forgetting and learning_mean >= targets.min_learning.")
 
 
 def check_ewc_penalty(fn: Callable) -> Callable:
     """Lesson 05: ``fn(model, fisher, anchor, lam)`` = lam/2 * sum_i F_i (theta_i - anchor_i)^2,
     a scalar tensor that gradients flow through (Kirkpatrick et al., 2017)."""
-    from .models import MLP
-    from .regularizers import ewc_penalty
-
     def case(sizes: tuple[int, ...], lam: float, seed: int, partial: bool) -> Case:
         def make() -> tuple[tuple, dict]:
             g = torch.Generator().manual_seed(seed)
