@@ -22,6 +22,8 @@ One module per concept, each readable top to bottom:
 - ``exercises``: checks for the lessons' exercises, with fallbacks
 - ``checks``: the argument checks the modules share (clear errors for bad input)
 - ``claims``: ``claim``, the lessons' assertions, printed with their margins for the seed sweep
+- ``hf``: the same measurements and mitigations on Hugging Face ``transformers``/``peft`` models
+  (imported on first use of ``fk.hf``, so ``import forgetkit`` does not load transformers)
 """
 
 from . import (
@@ -138,3 +140,12 @@ from .seeding import get_seed, make_generator, seed_everything
 from .training import History, accuracy, evaluate, evaluate_lm, fit, fit_lm, train
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``fk.hf`` imports ``forgetkit.hf`` (and with it ``transformers``) on first use only."""
+    if name == "hf":
+        import importlib
+
+        return importlib.import_module(".hf", __name__)
+    raise AttributeError(f"module 'forgetkit' has no attribute {name!r}")
