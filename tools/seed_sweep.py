@@ -12,8 +12,11 @@ still measured), reads those lines, and writes
   deviations of the seed spread the typical run lies from the bound); then every failed run.
 
 Thread counts stand in for other CPUs: they change the order of floating-point reductions, as
-another CPU's vector instructions do. Each thread count gets its own model cache, so the cached
-base language models are pre-trained under that thread count too.
+another CPU's vector instructions do. ``--isa avx2`` (or ``default``) goes one step further and
+makes PyTorch, MKL and oneDNN use only that instruction set (``ATEN_CPU_CAPABILITY``,
+``MKL_ENABLE_INSTRUCTIONS``, ``ONEDNN_MAX_CPU_ISA``), as an older or another vendor's CPU would.
+Each (threads, isa) pair gets its own model cache, so the cached base language models are
+pre-trained under it too.
 
 A later run reuses the recorded runs of notebooks whose source has not changed since (``--fresh``
 reruns everything), so a sweep can be stopped and resumed, and only edited notebooks rerun.
@@ -23,6 +26,7 @@ Usage (from the repository root, with the course's environment)::
     python tools/seed_sweep.py                                  # every solution, seeds 0-19, threads 1,2
     python tools/seed_sweep.py solutions/03_gradient_interference.ipynb --seeds 0-4 --threads 1
     python tools/seed_sweep.py --jobs 2 --update-readme         # and copy the table into benchmarks/README.md
+    python tools/seed_sweep.py --seeds 0-4 --threads 1 --isa avx2 --out bench-results/avx2.json
 
 The sweep is a benchmark, not a test: the test suite runs every notebook at seed 0 only.
 """
@@ -54,6 +58,12 @@ README = ROOT / "benchmarks" / "README.md"
 README_BEGIN, README_END = "<!-- seed-sweep:begin -->", "<!-- seed-sweep:end -->"
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_S = 300
+# Environment that restricts PyTorch (ATen), MKL and oneDNN to one instruction set.
+ISA_ENV = {
+    "native": {},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "default": {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+}
 
 
 def parse_int_list(text: str) -> list[int]:
@@ -83,13 +93,17 @@ def cell_text(cell) -> str:
     return "".join(out.get("text", "") for out in cell.get("outputs", []) if out.get("output_type") == "stream")
 
 
-def run_notebook(path: Path, seed: int, threads: int, cache_root: Path, timeout: int = CELL_TIMEOUT_S) -> dict:
-    """Execute one notebook under one seed and thread count; return the run's record."""
+def run_notebook(path: Path, seed: int, threads: int, cache_root: Path, timeout: int = CELL_TIMEOUT_S,
+                 isa: str = "native") -> dict:
+    """Execute one notebook under one seed, thread count and instruction set; return the run's record."""
     nb = nbformat.read(path, as_version=4)
     env = {**os.environ, "FORGETKIT_SEED": str(seed), "FORGETKIT_THREADS": str(threads),
            "FORGETKIT_CLAIMS": "record", "FORGETKIT_PROGRESS": "0",
-           "FORGETKIT_CACHE": str(cache_root / f"threads-{threads}"),
-           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+           "FORGETKIT_CACHE": str(cache_root / (f"threads-{threads}" + ("" if isa == "native" else f"-{isa}"))),
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           # idle OpenMP threads sleep instead of spinning: with several kernels on few cores, spinning
+           # threads starve each other (a 2-thread run can take 10x longer); the numbers do not change
+           "OMP_WAIT_POLICY": "PASSIVE", **ISA_ENV[isa]}
     client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL_NAME, allow_errors=True,
                             resources={"metadata": {"path": str(path.resolve().parent)}})
     start = time.perf_counter()
@@ -117,7 +131,7 @@ def run_notebook(path: Path, seed: int, threads: int, cache_root: Path, timeout:
                 errors.append({"cell": index, "error": f"{out.get('ename')}: {out.get('evalue', '')[:300]}"})
     if fatal:
         errors.append({"cell": None, "error": fatal})
-    return {"notebook": str(path.relative_to(ROOT)), "seed": seed, "threads": threads,
+    return {"notebook": str(path.relative_to(ROOT)), "seed": seed, "threads": threads, "isa": isa,
             "seconds": round(seconds, 2), "claims": claims, "errors": errors}
 
 
@@ -156,14 +170,15 @@ def summarise(runs: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-def markdown(runs: list[dict], seeds: list[int], threads: list[int]) -> str:
+def markdown(runs: list[dict], seeds: list[int], threads: list[int], isa: str = "native") -> str:
     """The sweep as markdown: a header line, one table per notebook, then the failed runs."""
     summary = summarise(runs)
     n_claims = sum(len(rows) for rows in summary.values())
     failed_runs = [r for r in runs if r["errors"] or any(not c["passed"] for c in r["claims"])]
     n_failures = sum(row["failures"] for rows in summary.values() for row in rows)
     thin = sorted((row["z"], nb, row) for nb, rows in summary.items() for row in rows)[:3]
-    lines = [f"Seeds {_ranges(seeds)} x threads {','.join(map(str, threads))}: {len(runs)} notebook runs, "
+    where = "" if isa == "native" else f" (instruction set: {isa})"
+    lines = [f"Seeds {_ranges(seeds)} x threads {','.join(map(str, threads))}{where}: {len(runs)} notebook runs, "
              f"{n_claims} claims, {n_failures} failed claim checks, {len(failed_runs)} runs with a failure or error.",
              "",
              "Columns: runs; failures; worst margin (the smallest distance on the passing side of the bound, "
@@ -234,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every solutions/*.ipynb")
     parser.add_argument("--seeds", type=parse_int_list, default=list(range(20)), help="e.g. 0-19 (default) or 0,3,5")
     parser.add_argument("--threads", type=parse_int_list, default=[1, 2], help="e.g. 1,2 (default)")
+    parser.add_argument("--isa", default="native", choices=sorted(ISA_ENV),
+                        help="instruction set PyTorch may use (default: all this CPU has)")
     parser.add_argument("--jobs", type=int, default=1, help="kernels at once (default 1: one at a time)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "seed-sweep.json")
     parser.add_argument("--cache", type=Path, default=RESULTS_DIR / "seed-sweep-cache",
@@ -244,16 +261,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.notebooks] or sorted((ROOT / "solutions").glob("*.ipynb"))
     hashes = {str(p.relative_to(ROOT)): source_hash(p) for p in paths}
-    done = {} if args.fresh else {(r["notebook"], r["seed"], r["threads"]): r for r in _load(args.out)
-                                  if hashes.get(r["notebook"]) == r.get("source")}
+    done = {} if args.fresh else {(r["notebook"], r["seed"], r["threads"], r.get("isa", "native")): r
+                                  for r in _load(args.out) if hashes.get(r["notebook"]) == r.get("source")}
     kept = [r for r in _load(args.out) if r["notebook"] not in hashes]  # other notebooks' runs stay
     jobs = [(p, s, t) for p in paths for t in args.threads for s in args.seeds
-            if (str(p.relative_to(ROOT)), s, t) not in done]
+            if (str(p.relative_to(ROOT)), s, t, args.isa) not in done]
     runs = list(done.values())
     lock = threading.Lock()
     print(f"{len(jobs)} runs to do ({len(done)} reused), {args.jobs} at a time", flush=True)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(run_notebook, p, s, t, args.cache.resolve()): (p, s, t) for p, s, t in jobs}
+        futures = {pool.submit(run_notebook, p, s, t, args.cache.resolve(), isa=args.isa): (p, s, t)
+                   for p, s, t in jobs}
         for k, future in enumerate(as_completed(futures), start=1):
             p, s, t = futures[future]
             record = {**future.result(), "source": hashes[str(p.relative_to(ROOT))]}
@@ -263,9 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             with lock:
                 runs.append(record)
                 _save(args.out, kept + runs)
-    selected = [r for r in runs if r["seed"] in args.seeds and r["threads"] in args.threads]
+    selected = [r for r in runs if r["seed"] in args.seeds and r["threads"] in args.threads
+                and r.get("isa", "native") == args.isa]
     selected.sort(key=lambda r: (r["notebook"], r["threads"], r["seed"]))
-    table = markdown(selected, args.seeds, args.threads)
+    table = markdown(selected, args.seeds, args.threads, args.isa)
     args.out.with_suffix(".md").write_text(table)
     print(table)
     if args.update_readme:
