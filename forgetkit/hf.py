@@ -54,8 +54,8 @@ from .training import eval_mode, model_device, progress_enabled
 REAL_MODEL_ENV_VAR = "FORGETKIT_REAL_MODEL"
 CACHE_FORMAT = 1
 
-# The offline stand-in: a GPT-2 of the same architecture as the real one, a few thousand times
-# smaller, over the course's 29-character alphabet. Changing a value here rebuilds the cache.
+# The offline stand-in: GPT-2's architecture, about a thousand times smaller than GPT-2 (124 M),
+# over the course's 29-character alphabet. Changing a value here rebuilds the cache.
 FALLBACK_CONFIG = dict(n_positions=64, n_embd=64, n_layer=2, n_head=4)
 FALLBACK_TRAINING = dict(language="general", num_sentences=3000, num_steps=300, lr=1e-2, warmup_steps=20,
                          batch_size=8, block_size=64)
@@ -63,8 +63,8 @@ FALLBACK_TRAINING = dict(language="general", num_sentences=3000, num_steps=300, 
 
 def _check_tokens(name: str, tokens: object, min_length: int = 2) -> Tensor:
     if not isinstance(tokens, Tensor) or tokens.ndim != 1 or tokens.dtype != torch.int64:
-        raise TypeError(f"{name} must be a 1-D int64 tensor of token ids, got "
-                        f"{type(tokens).__name__ if not isinstance(tokens, Tensor) else f'{tokens.dtype} {tuple(tokens.shape)}'}")
+        got = f"{tokens.dtype} {tuple(tokens.shape)}" if isinstance(tokens, Tensor) else type(tokens).__name__
+        raise TypeError(f"{name} must be a 1-D int64 tensor of token ids, got {got}")
     if len(tokens) < min_length:
         raise ValueError(f"{name} must hold at least {min_length} tokens, got {len(tokens)}")
     return tokens
@@ -119,7 +119,7 @@ def lm_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def text_loss(model: nn.Module, tokens: Tensor, block_size: int, max_windows: int = 64, batch_size: int = 16) -> float:
+def text_loss(model: nn.Module, tokens: Tensor, block_size: int, max_windows: int = 32, batch_size: int = 16) -> float:
     """Mean next-token loss over up to ``max_windows`` fixed, non-overlapping windows of ``tokens``.
 
     Deterministic (the same windows every call), in eval mode, in batches of ``batch_size``
