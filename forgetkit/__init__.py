@@ -84,6 +84,7 @@ from .metrics import (
     forward_transfer,
     perplexity,
     summarize,
+    value_at_learning,
 )
 from .models import MLP, TinyLM
 from .peft import (

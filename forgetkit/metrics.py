@@ -8,6 +8,8 @@ and tested on hand-made matrices. Tasks are numbered 0..T-1 and
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -85,6 +87,36 @@ def summarize(R, baseline: Sequence[float] | None = None) -> dict[str, float]:
         if baseline is not None:
             out["FWT"] = forward_transfer(R, baseline)
     return out
+
+
+def value_at_learning(learned: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray,
+                      target: float) -> float:
+    """The value of ``values`` where one training run first reached ``target`` learning.
+
+    ``learned`` and ``values`` (K,) are measured at the same K checkpoints of one run, in training
+    order (e.g. new-task accuracy and old-task accuracy, or learning and forgetting). Takes the first
+    checkpoint k with ``learned[k] >= target`` and interpolates linearly between checkpoints k-1 and
+    k; NaN when the run never gets there. Reading every method at the same ``target`` compares them
+    at *matched learning*, along their learning-forgetting curves (Biderman et al., 2024), instead
+    of at one setting each. Start the lists with the model before training (learning 0) so that a
+    target below the first checkpoint is interpolated too.
+    """
+    learned, values = np.asarray(learned, dtype=float), np.asarray(values, dtype=float)
+    if learned.ndim != 1 or learned.shape != values.shape or learned.size == 0:
+        raise ValueError("learned and values must be non-empty 1-D sequences of the same length (one per "
+                         f"checkpoint), got shapes {learned.shape} and {values.shape}")
+    if isinstance(target, bool) or not isinstance(target, numbers.Real) or math.isnan(target):
+        raise TypeError(f"target must be a real number, got {target!r}")
+    if np.isnan(learned).any() or np.isnan(values).any():
+        raise ValueError("learned and values must not contain NaN")
+    reached = np.flatnonzero(learned >= target)
+    if reached.size == 0:
+        return math.nan
+    k = int(reached[0])
+    if k == 0:
+        return float(values[0])
+    t = (target - learned[k - 1]) / (learned[k] - learned[k - 1])
+    return float(values[k - 1] + t * (values[k] - values[k - 1]))
 
 
 def accuracy_matrix(

@@ -1,12 +1,15 @@
 """Lesson 00 in a real browser: JupyterLab + Chromium, driven by Playwright.
 
 nbval proves the notebooks run; it cannot see what a learner sees. This test starts JupyterLab
-(this Python environment, 127.0.0.1, a random port and token, a temporary copy of the notebook,
-so the repository stays clean), opens the lesson in Debian's Chromium, runs every cell from the
-Run menu and checks the page: an ipywidgets widget rendered (not "Error displaying widget" /
-"model not found", the symptom of a missing jupyterlab_widgets), a matplotlib image in an output,
-no error output, and no tqdm "IProgress not found" warning. A full-page screenshot goes to
-artifacts/browser-lesson.png.
+with the README's run command (`jupyter lab ...` and its arguments, plus 127.0.0.1, a random port
+and token) in a temporary copy of the course (lessons/, solutions/, forgetkit/; the repository
+stays clean), opens in Debian's Chromium the page that command opens, and checks that it is
+lesson 00 with the course folder as the root (solutions/ in the file browser) and without
+JupyterLab's "get notified about official Jupyter news?" prompt (the course's Lab settings,
+installed by `pip install -e .`). It then runs every cell from the Run menu and checks the page:
+an ipywidgets widget rendered (not "Error displaying widget" / "model not found", the symptom of
+a missing jupyterlab_widgets), a matplotlib image in an output, no error output, and no tqdm
+"IProgress not found" warning. A full-page screenshot goes to artifacts/browser-lesson.png.
 
 The browser is the system Chromium (tools/install_browser.sh installs it); Playwright's own
 browser download (`playwright install`) is never used. The server inherits the offline guard
@@ -19,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -33,9 +37,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# The lesson a learner opens first (and the one the Binder badge opens). The environment variable
-# lets a developer point the test at another notebook.
-NOTEBOOK = Path(os.environ.get("FORGETKIT_BROWSER_NOTEBOOK", ROOT / "lessons" / "00_welcome.ipynb"))
+README = ROOT / "README.md"
+# What the temporary course copy holds (the folders a learner's file browser should show).
+COURSE_FOLDERS = ("lessons", "solutions", "forgetkit")
 SCREENSHOT = ROOT / "artifacts" / "browser-lesson.png"
 TIMEOUT_S = 120  # for the whole test; it normally takes about 30 s
 CHROMIUM_ARGS = [
@@ -49,14 +53,34 @@ CHROMIUM_ARGS = [
 ]
 INSTALL_HINT = "run tools/install_browser.sh (installs Debian's chromium with apt-get)"
 # JupyterLab settings for the test's private config folder: all cells stay in the page (no
-# virtual scrolling), and Lab neither fetches news nor checks for updates.
+# virtual scrolling). The news and update settings are deliberately not set here: they must come
+# from the course's own settings, which `pip install -e .` puts into this environment.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
 }
+NOTIFICATION_PLUGIN = "@jupyterlab/apputils-extension:notification"
+NEWS_PROMPT = "official Jupyter news"
+
+
+def readme_lab_arguments() -> list[str]:
+    """The arguments of `jupyter lab` in the README's "Run the course" command."""
+    section = README.read_text(encoding="utf-8").split("**Run the course**", 1)[1]
+    command = re.search(r"```bash\n(.+?)\n```", section, re.S).group(1)
+    for part in command.split("&&"):
+        words = shlex.split(part)
+        if words[:2] == ["jupyter", "lab"]:
+            return words[2:]
+    raise AssertionError(f"the README's run command starts no `jupyter lab`: {command!r}")
+
+
+def _notebook_argument(arguments: list[str]) -> str:
+    notebooks = [word for word in arguments if word.endswith(".ipynb")]
+    assert len(notebooks) == 1, f"the run command should open one notebook: {arguments}"
+    return notebooks[0]
+
+
+NOTEBOOK_ARGUMENT = _notebook_argument(readme_lab_arguments())  # e.g. lessons/00_welcome.ipynb
+NOTEBOOK = ROOT / NOTEBOOK_ARGUMENT
 
 
 def find_chromium() -> str | None:
@@ -78,19 +102,20 @@ def _tail(path: Path, chars: int = 3000) -> str:
 
 
 class Lab:
-    """A JupyterLab server in a subprocess, serving `root_dir` on 127.0.0.1."""
+    """A JupyterLab server in a subprocess, started in `course_dir` with the README's arguments."""
 
-    def __init__(self, root_dir: Path, home: Path) -> None:
-        self.root_dir = root_dir
+    def __init__(self, course_dir: Path, home: Path) -> None:
+        self.course_dir = course_dir
         self.port = _free_port()
         self.token = secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = home / "jupyterlab.log"
+        self.runtime_dir = home / "runtime"
         env = {
             **os.environ,
             "JUPYTER_CONFIG_DIR": str(home / "config"),
             "JUPYTER_DATA_DIR": str(home / "data"),
-            "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+            "JUPYTER_RUNTIME_DIR": str(self.runtime_dir),
             "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
             "JUPYTER_PLATFORM_DIRS": "1",
             "PYTHONUNBUFFERED": "1",
@@ -104,12 +129,12 @@ class Lab:
             sys.executable,
             "-m",
             "jupyterlab",
+            *readme_lab_arguments(),
             "--no-browser",
             "--ip=127.0.0.1",
             f"--port={self.port}",
             "--port-retries=0",
             f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={root_dir}",
             "--ServerApp.allow_remote_access=False",
             "--LabApp.extension_manager=readonly",  # no PyPI lookups for the extension manager
         ]
@@ -118,7 +143,7 @@ class Lab:
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
                 command,
-                cwd=root_dir,
+                cwd=course_dir,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -133,6 +158,13 @@ class Lab:
         )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read()
+
+    def opened_page(self) -> str:
+        """The file:// page the server writes for a browser to open (what `jupyter lab` itself
+        would open without --no-browser): it redirects to the notebook given on the command line."""
+        pages = sorted(self.runtime_dir.glob("jpserver-file-to-run-*-open.html"))
+        assert pages, f"JupyterLab wrote no page to open the notebook:\n{_tail(self.log)}"
+        return pages[-1].as_uri()
 
     def wait_ready(self, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -163,11 +195,13 @@ class Lab:
 
 @contextmanager
 def running_lab(tmp_path: Path) -> Iterator[Lab]:
-    """JupyterLab serving a temporary copy of NOTEBOOK (the repository stays clean)."""
-    root_dir = tmp_path / "course"
-    root_dir.mkdir()
-    _copy_without_outputs(NOTEBOOK, root_dir / NOTEBOOK.name)
-    server = Lab(root_dir, tmp_path)
+    """JupyterLab in a temporary copy of the course (the repository stays clean)."""
+    course_dir = tmp_path / "course"
+    for folder in COURSE_FOLDERS:
+        shutil.copytree(ROOT / folder, course_dir / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    _copy_without_outputs(NOTEBOOK, course_dir / NOTEBOOK_ARGUMENT)
+    server = Lab(course_dir, tmp_path)
     try:
         yield server
     finally:
@@ -196,13 +230,39 @@ def _wait_for_kernel(page, lab: Lab, deadline: float) -> None:
         if dialog.count() and dialog.first.is_visible():
             dialog.locator(".jp-mod-accept").first.click()
         sessions = json.loads(lab.api("/api/sessions"))
-        kernels = [s["kernel"] for s in sessions if s.get("path", "").endswith(NOTEBOOK.name)]
+        kernels = [s["kernel"] for s in sessions if s.get("path", "") == NOTEBOOK_ARGUMENT]
         ready = any(k.get("execution_state") == "idle" and k.get("connections", 0) for k in kernels)
         indicator = page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator")
         if ready and indicator.count() and indicator.first.get_attribute("data-status") == "idle":
             return
         page.wait_for_timeout(250)
     pytest.fail("the notebook's kernel did not start in time")
+
+
+def _check_file_browser_shows_the_course(page, deadline: float) -> None:
+    """The file browser's root is the course folder: solutions/ and forgetkit/ are reachable.
+
+    Lab opens the file browser in the notebook's folder (lessons/), possibly after this test has
+    clicked the home crumb, so click and look again until the root shows or time runs out."""
+    listing = page.locator(".jp-FileBrowser .jp-DirListing-item .jp-DirListing-itemText")
+    names: set[str] = set()
+    while time.monotonic() < deadline:
+        page.locator(".jp-FileBrowser .jp-BreadCrumbs-home").first.click()
+        page.wait_for_timeout(500)
+        names = {text.strip() for text in listing.all_inner_texts()}
+        if set(COURSE_FOLDERS) <= names:
+            return
+    pytest.fail(f"the file browser's root shows {sorted(names)}, not {COURSE_FOLDERS}")
+
+
+def _check_course_lab_settings(lab: Lab) -> None:
+    """The course's overrides are in force: Lab neither asks about news nor checks for updates."""
+    answer = json.loads(lab.api(f"/lab/api/settings/{NOTIFICATION_PLUGIN}"))
+    # The server folds overrides into the schema's defaults; the user's own settings come on top.
+    defaults = {key: spec.get("default") for key, spec in answer["schema"]["properties"].items()}
+    settings = {**defaults, **(answer.get("settings") or {})}
+    assert settings.get("fetchNews") == "false", f"{NOTIFICATION_PLUGIN}: {settings}"
+    assert settings.get("checkForUpdates") is False, f"{NOTIFICATION_PLUGIN}: {settings}"
 
 
 def _output_texts(page, selector: str) -> list[str]:
@@ -243,13 +303,18 @@ def _run_lesson_in_browser(chromium: str, lab: Lab) -> None:
         page.on("pageerror", lambda error: console_errors.append(str(error)))
         page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
         try:
-            page.goto(
-                f"{lab.url}/lab/tree/{NOTEBOOK.name}?token={lab.token}",
-                wait_until="domcontentloaded",
-                timeout=ms_left(),
-            )
+            # The page `jupyter lab` opens: it redirects to the notebook, served from the root.
+            page.goto(lab.opened_page(), wait_until="domcontentloaded", timeout=ms_left())
+            page.wait_for_url(re.compile(r"/lab/tree/"), timeout=ms_left())
+            assert f"/lab/tree/{NOTEBOOK_ARGUMENT}" in page.url, f"landed on {page.url}"
             # The notebook is open and its kernel has started.
             page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=ms_left())
+            tab = page.locator(
+                "#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel"
+            ).first
+            assert tab.inner_text().strip() == NOTEBOOK.name, f"current tab: {tab.inner_text()!r}"
+            _check_file_browser_shows_the_course(page, deadline)
+            _check_course_lab_settings(lab)
             _wait_for_kernel(page, lab, deadline)
 
             # Run > Run All Cells, as a learner would.
@@ -293,6 +358,9 @@ def _run_lesson_in_browser(chromium: str, lab: Lab) -> None:
             image.first.wait_for(state="visible", timeout=10_000)
             widths = image.evaluate_all("imgs => imgs.map(img => img.naturalWidth)")
             assert widths and min(widths) > 0, f"plot images did not load: {widths}"
+            # Lab asks about news a moment after it starts; a minute later it still has not.
+            toasts = " ".join(page.locator(".Toastify__toast").all_inner_texts())
+            assert NEWS_PROMPT not in toasts, f"JupyterLab shows its news prompt: {toasts!r}"
             assert not console_errors, f"JavaScript errors in the page: {console_errors}"
         except BaseException:  # also pytest.fail(), to show what the page and server said
             print("browser console:\n" + "\n".join(console[-60:]))

@@ -28,6 +28,7 @@ def _load_make_lessons():
 
 make_lessons = _load_make_lessons()
 generate_lesson = make_lessons.generate_lesson
+course_links = make_lessons.course_links
 
 
 def _names(folder: Path) -> set[str]:
@@ -76,6 +77,53 @@ def test_lesson_has_no_solution_and_no_outputs(path: Path) -> None:
         elif cell.cell_type == "markdown":
             assert make_lessons.MARKDOWN_BEGIN not in cell.source, f"{where}: solution marker"
             assert make_lessons.MARKDOWN_END not in cell.source, f"{where}: solution marker"
+
+
+@pytest.mark.parametrize("path", _lesson_paths(), ids=lambda path: path.name)
+def test_lesson_starts_with_launch_links_and_the_colab_setup(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    badges, setup = nb.cells[:2]
+    lesson = f"lessons/{path.name}"
+    assert badges.cell_type == "markdown" and setup.cell_type == "code"
+    assert f"({course_links.colab_url(lesson)})" in badges.source, f"{lesson}: Colab badge"
+    assert f"({course_links.binder_url(lesson)})" in badges.source, f"{lesson}: Binder badge"
+    assert course_links.pip_target() in setup.source, f"{lesson}: Colab setup cell"
+
+
+def _run_setup_cell(monkeypatch, on_colab: bool) -> list[list[str]]:
+    """Execute a lesson's Colab setup cell here; return the commands it would have run."""
+    import subprocess
+    import sys
+    import types
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: calls.append(command))
+    if on_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    source = nbformat.read(LESSONS_DIR / "00_welcome.ipynb", as_version=4).cells[1].source
+    exec(compile(source, "colab-setup", "exec"), {})
+    return calls
+
+
+def test_colab_setup_installs_the_course_on_colab_only(monkeypatch) -> None:
+    assert _run_setup_cell(monkeypatch, on_colab=False) == [], "it must do nothing off Colab"
+    calls = _run_setup_cell(monkeypatch, on_colab=True)
+    assert len(calls) == 1, f"one pip install on Colab, got {calls}"
+    command = calls[0]
+    assert command[1:4] == ["-m", "pip", "install"], command
+    packages = [word for word in command[4:] if not word.startswith("-")]
+    assert packages == [course_links.pip_target()], f"it must install the course only: {command}"
+
+
+def test_launch_cells_are_added_once(tmp_path: Path) -> None:
+    lesson = generate_lesson(_notebook(new_markdown_cell("# Title"), new_code_cell("x = 1")))
+    once = make_lessons.add_launch_cells(lesson, "07_demo.ipynb")
+    twice = make_lessons.add_launch_cells(once, "07_demo.ipynb")
+    assert [cell.get("id") for cell in twice.cells[:2]] == list(make_lessons.LAUNCH_CELL_IDS)
+    assert len(twice.cells) == 4 and twice.cells[2].source == "# Title"
+    assert "lessons/07_demo.ipynb" in twice.cells[0].source
 
 
 # --- generate_lesson on hand-made notebooks ------------------------------------------------------

@@ -146,3 +146,28 @@ def test_perplexity_of_a_uniform_model_is_the_vocabulary_size() -> None:
     assert perplexity(model, tokens) == pytest.approx(29.0, rel=1e-5)
     with pytest.raises(TypeError, match="tokens must be a 1-D int64 tensor"):
         perplexity(model, tokens.float())
+
+
+# --- value_at_learning: one run read at a target learning --------------------------------------
+
+
+def test_value_at_learning_interpolates_where_the_run_first_gets_there() -> None:
+    learned = [0.0, 0.2, 0.6, 0.5, 0.9]
+    forgotten = [0.0, 0.1, 0.5, 0.7, 0.9]
+    assert fk.value_at_learning(learned, forgotten, 0.4) == pytest.approx(0.3)  # halfway from 0.2 to 0.6
+    assert fk.value_at_learning(learned, forgotten, 0.6) == pytest.approx(0.5)  # first reached at k = 2
+    assert fk.value_at_learning(learned, forgotten, 0.0) == 0.0
+    assert np.isnan(fk.value_at_learning(learned, forgotten, 0.95))  # never reached
+
+
+@pytest.mark.parametrize(("learned", "values", "target", "error", "phrase"), [
+    ([0.1, 0.2], [0.1], 0.1, ValueError, "same length"),
+    ([], [], 0.1, ValueError, "non-empty"),
+    ([[0.1]], [[0.1]], 0.1, ValueError, "1-D"),
+    ([0.1, float("nan")], [0.1, 0.2], 0.1, ValueError, "NaN"),
+    ([0.1, 0.2], [0.1, 0.2], "0.1", TypeError, "real number"),
+    ([0.1, 0.2], [0.1, 0.2], True, TypeError, "real number"),
+])
+def test_value_at_learning_refuses_bad_input(learned, values, target, error, phrase) -> None:
+    with pytest.raises(error, match=phrase):
+        fk.value_at_learning(learned, values, target)

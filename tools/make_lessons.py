@@ -12,9 +12,15 @@ lessons/NN_name.ipynb where:
 - in markdown cells, every region from ``<!-- BEGIN SOLUTION -->`` to ``<!-- END SOLUTION -->``
   (each marker on a line of its own) is removed;
 - outputs and execution counts are cleared, execution-timing metadata is dropped, and notebook
-  metadata is reduced to the kernel and language names.
+  metadata is reduced to the kernel and language names;
+- two cells go first: launch badges (open this lesson on Colab or Binder) and a setup cell that,
+  on Google Colab only, installs forgetkit from the course's repository. Both are made from
+  LAUNCH_BADGES and COLAB_SETUP and the repository named in pyproject.toml
+  (tools/course_links.py), so every lesson, a new one too, gets them.
 
-Lessons without a solution twin are deleted. The output is byte-for-byte reproducible.
+Lessons without a solution twin are deleted. The output is byte-for-byte reproducible. The same
+run also rewrites the course links in the docs from pyproject.toml (README.md, INSTRUCTORS.md,
+binder/README.md), so publishing under another repository is one edit and this command.
 
 Usage::
 
@@ -31,6 +37,10 @@ from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
+import course_links  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS_DIR = ROOT / "solutions"
@@ -41,6 +51,23 @@ CODE_END = "### END SOLUTION"
 MARKDOWN_BEGIN = "<!-- BEGIN SOLUTION -->"
 MARKDOWN_END = "<!-- END SOLUTION -->"
 STUB_LINES = ("# YOUR CODE HERE", "raise NotImplementedError")
+
+# The first two cells of every lesson ({colab}, {binder}, {pip_target}: from course_links).
+LAUNCH_BADGES = (
+    "[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})\n"
+    "[![Launch on Binder](https://mybinder.org/badge_logo.svg)]({binder})"
+)
+COLAB_SETUP = """\
+# On Google Colab only: install the course's library, forgetkit, from the course's repository.
+# Anywhere else (your computer, Binder, a JupyterHub) it is installed already: nothing happens.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    COURSE = "{pip_target}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", COURSE], check=True)"""
+LAUNCH_CELL_IDS = ("launch-badges", "colab-setup")
 
 # Cell metadata written by JupyterLab ("execution"), nbclient ("execution") and the classic
 # ExecuteTime extension ("ExecuteTime"): it changes on every run and means nothing to a learner.
@@ -159,6 +186,25 @@ def generate_lesson(solution_nb: NotebookNode, name: str = "<notebook>") -> Note
     return lesson
 
 
+def add_launch_cells(lesson: NotebookNode, file_name: str, pyproject: Path = course_links.PYPROJECT
+                     ) -> NotebookNode:
+    """Put the launch badges and the Colab setup cell in front of ``lessons/<file_name>``, in place.
+
+    Cells from an earlier run (same ids) are replaced, so this is idempotent.
+    """
+    path = f"lessons/{file_name}"
+    links = dict(colab=course_links.colab_url(path, pyproject),
+                 binder=course_links.binder_url(path, pyproject),
+                 pip_target=course_links.pip_target(pyproject))
+    badges = new_markdown_cell(LAUNCH_BADGES.format(**links))
+    setup = new_code_cell(COLAB_SETUP.format(**links))
+    for cell, cell_id in zip((badges, setup), LAUNCH_CELL_IDS):
+        cell.id = cell_id
+    kept = [cell for cell in lesson.cells if cell.get("id") not in LAUNCH_CELL_IDS]
+    lesson.cells = [badges, setup, *kept]
+    return lesson
+
+
 def notebook_text(nb: NotebookNode) -> str:
     """Serialise a notebook deterministically: nbformat v4 JSON, sorted keys, trailing newline."""
     text = nbformat.writes(nb, version=4)
@@ -170,9 +216,8 @@ def expected_lessons(solutions_dir: Path = SOLUTIONS_DIR) -> dict[str, str]:
     expected = {}
     for path in sorted(solutions_dir.glob("*.ipynb")):
         solution = nbformat.read(path, as_version=4)
-        expected[path.name] = notebook_text(
-            generate_lesson(solution, name=f"solutions/{path.name}")
-        )
+        lesson = generate_lesson(solution, name=f"solutions/{path.name}")
+        expected[path.name] = notebook_text(add_launch_cells(lesson, path.name))
     return expected
 
 
@@ -227,15 +272,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.check:
-            stale = stale_lessons()
+            stale = stale_lessons() + [f"{name} (links)" for name in course_links.stale_docs()]
             for line in stale:
                 print(line)
             if stale:
-                print("lessons/ is out of date: run `python tools/make_lessons.py`")
+                print("lessons/ or the docs' links are out of date: run `python tools/make_lessons.py`")
                 return 1
-            print("lessons/ is up to date")
+            print("lessons/ and the docs' links are up to date")
             return 0
         written, removed = write_lessons()
+        relinked = course_links.write_docs()
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -243,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote lessons/{path.name}")
     for path in removed:
         print(f"removed lessons/{path.name} (no solution twin)")
+    for name in relinked:
+        print(f"relinked {name} (repository from pyproject.toml)")
     print(f"lessons/: {len(written)} written, {len(removed)} removed")
     return 0
 

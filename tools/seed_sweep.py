@@ -158,14 +158,16 @@ def summarise(runs: list[dict]) -> dict[str, list[dict]]:
         rows = []
         for entry in claims.values():
             margins = entry["margins"]
-            mean = statistics.fmean(margins)
-            std = statistics.stdev(margins) if len(margins) > 1 else 0.0
-            worst = min(margins)
+            finite = [m for m in margins if math.isfinite(m)]  # a ratio over zero can print inf or nan
+            mean = statistics.fmean(finite) if finite else math.nan
+            std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+            worst = min(margins, key=lambda m: -math.inf if math.isnan(m) else m)
             rows.append({"statement": entry["statement"], "runs": len(margins), "failures": len(entry["failed"]),
                          "failed_runs": entry["failed"], "worst_margin": worst, "mean_margin": mean, "std_margin": std,
                          "z": math.inf if std == 0 else mean / std, "op": entry["op"],
                          "bound": sorted(entry["bounds"])[0] if len(entry["bounds"]) == 1 else None,
-                         "value_mean": statistics.fmean(entry["values"])})
+                         "value_mean": statistics.fmean(v for v in entry["values"] if math.isfinite(v))
+                         if any(math.isfinite(v) for v in entry["values"]) else math.nan})
         out[notebook] = rows
     return out
 
@@ -176,7 +178,8 @@ def markdown(runs: list[dict], seeds: list[int], threads: list[int], isa: str = 
     n_claims = sum(len(rows) for rows in summary.values())
     failed_runs = [r for r in runs if r["errors"] or any(not c["passed"] for c in r["claims"])]
     n_failures = sum(row["failures"] for rows in summary.values() for row in rows)
-    thin = sorted((row["z"], nb, row) for nb, rows in summary.items() for row in rows)[:3]
+    thin = sorted(((row["z"], nb, row) for nb, rows in summary.items() for row in rows),
+                  key=lambda t: (math.inf if math.isnan(t[0]) else t[0], t[1]))[:3]
     where = "" if isa == "native" else f" (instruction set: {isa})"
     lines = [f"Seeds {_ranges(seeds)} x threads {','.join(map(str, threads))}{where}: {len(runs)} notebook runs, "
              f"{n_claims} claims, {n_failures} failed claim checks, {len(failed_runs)} runs with a failure or error.",
