@@ -38,9 +38,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import transformers
 from torch import Tensor
-from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback
+
+try:
+    import transformers
+    from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback
+except ImportError as err:  # pragma: no cover (the course's requirements install it)
+    raise ImportError("forgetkit.hf needs Hugging Face transformers, peft and accelerate: "
+                      "pip install transformers peft accelerate (versions in requirements.txt)") from err
 
 from .checks import check_positive_int
 from .device import pick_device
@@ -210,8 +215,8 @@ def load_real_model(name: str, device: torch.device | str | None = None) -> tupl
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
-                model = AutoModelForCausalLM.from_pretrained(name, local_files_only=local_files_only,
-                                                             dtype=torch.float32)
+                model = AutoModelForCausalLM.from_pretrained(name, local_files_only=local_files_only)
+            model = model.float()  # fine-tune in float32 (some checkpoints, e.g. SmolLM2, are bfloat16)
             model = _plain_causal_lm_loss(model).to(torch.device(device) if device is not None else "cpu")
             return model.eval(), tokenizer
         except Exception as err:  # noqa: BLE001 (every hub failure becomes one clear message)
