@@ -22,6 +22,8 @@ One module per concept, each readable top to bottom:
 - ``exercises`` (a package): the exercise-check framework and the lessons' checks, with fallbacks
 - ``checks``: the argument checks the modules share (clear errors for bad input)
 - ``claims``: ``claim``, the lessons' assertions, printed with their margins for the seed sweep
+- ``hf``: the same measurements and mitigations on Hugging Face ``transformers``/``peft`` models
+  (imported on first use of ``fk.hf``, so ``import forgetkit`` does not load transformers)
 
 ``plots``, ``widgets`` and ``capstone`` (matplotlib, ipywidgets and the capstone's machinery) load
 on first use: ``fk.plot_accuracy_matrix`` or ``fk.widgets`` imports them then (PEP 562), so
@@ -136,8 +138,8 @@ from .training import History, accuracy, evaluate, evaluate_lm, fit, fit_lm, tra
 
 __version__ = "0.1.0"
 
-# Loaded on first use (PEP 562): these modules import matplotlib, ipywidgets or the capstone.
-LAZY_MODULES = ("capstone", "plots", "widgets")
+# Loaded on first use (PEP 562): these modules import matplotlib, ipywidgets, the capstone or transformers.
+LAZY_MODULES = ("capstone", "hf", "plots", "widgets")
 LAZY_NAMES = {name: "plots" for name in (
     "NEW_COLOR", "OLD_COLOR", "plot_accuracy_matrix", "plot_attention", "plot_frontier", "plot_loss_plane",
     "plot_method_frontier", "plot_old_vs_new", "plot_per_layer", "plot_sweep_frontier")}

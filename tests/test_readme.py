@@ -28,7 +28,7 @@ def test_readme_course_command_opens_lesson_00():
 
 def test_every_lesson_in_the_course_map_exists_in_both_folders():
     linked = re.findall(r"\]\(lessons/(\d\d_\w+\.ipynb)\)", README)
-    assert len(linked) == 11, f"the course map should link lessons 00-10, found {linked}"
+    assert len(linked) == 12, f"the course map should link lessons 00-11, found {linked}"
     for name in linked:
         assert (ROOT / "lessons" / name).exists(), f"README links lessons/{name}, which does not exist"
         assert (ROOT / "solutions" / name).exists(), f"solutions/{name} is missing"
