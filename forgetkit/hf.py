@@ -30,7 +30,7 @@ import math
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,12 +45,13 @@ try:
     from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback
 except ImportError as err:  # pragma: no cover (the course's requirements install it)
     raise ImportError("forgetkit.hf needs Hugging Face transformers, peft and accelerate: "
-                      "pip install transformers peft accelerate (versions in requirements.txt)") from err
+                      "pip install -r requirements.txt (or pip install forgetkit[hf])") from err
 
-from .checks import check_positive_int
+from .checks import check_number, check_positive_int
 from .device import pick_device
 from .interpolation import wise_ft as _interpolate_wise_ft
 from .languages import ALPHABET, CharTokenizer, language_tokens, lm_batch, lm_windows
+from .metrics import value_at_learning
 from .plots import plot_old_vs_new
 from .pretrained import _save_atomically, cache_dir
 from .seeding import get_seed, make_generator
@@ -394,20 +395,17 @@ def old_loss_at(new_losses: Sequence[float], old_losses: Sequence[float], new_ta
     ``new_losses[i] > new_target >= new_losses[i + 1]``, the linear interpolation
     ``old[i] + (new[i] - new_target) / (new[i] - new[i + 1]) * (old[i + 1] - old[i])``. Raises
     ValueError when the trajectory never got there (no extrapolation). Comparing two methods'
-    values at one ``new_target`` compares them at matched learning.
+    values at one ``new_target`` compares them at matched learning: it is
+    ``fk.value_at_learning`` with learning measured as the fall of the new-text loss.
     """
     new, old = np.asarray(new_losses, dtype=float), np.asarray(old_losses, dtype=float)
-    if new.ndim != 1 or new.shape != old.shape or len(new) == 0:
-        raise ValueError(f"new_losses and old_losses must be 1-D of equal, non-zero length, got {new.shape} and {old.shape}")
-    if not (np.isfinite(new).all() and np.isfinite(old).all() and math.isfinite(new_target)):
-        raise ValueError("losses and new_target must be finite numbers")
-    if new[0] <= new_target:
-        return float(old[0])
-    for i in range(len(new) - 1):
-        if new[i] > new_target >= new[i + 1]:
-            t = (new[i] - new_target) / (new[i] - new[i + 1])
-            return float(old[i] + t * (old[i + 1] - old[i]))
-    raise ValueError(f"the trajectory never reached a new-text loss of {new_target:.4g} (lowest {new.min():.4g})")
+    if not (np.isfinite(new).all() and np.isfinite(old).all()):
+        raise ValueError("losses must be finite numbers")
+    check_number("new_target", new_target)
+    value = value_at_learning(-new, old, -float(new_target))  # a lower new loss is more learning
+    if math.isnan(value):
+        raise ValueError(f"the trajectory never reached a new-text loss of {new_target:.4g} (lowest {new.min():.4g})")
+    return value
 
 
 class ForgettingMonitor(TrainerCallback):
@@ -730,28 +728,3 @@ def finetune(model: nn.Module, tokens: Tensor, *, num_steps: int, lr: float, bat
         trainer.train()
     model.eval()
     return trainer
-
-
-# ------------------------------------------------------------------------------------------
-# The lesson's exercise
-# ------------------------------------------------------------------------------------------
-
-
-def check_old_loss_at(fn: Callable) -> Callable:
-    """Lesson 11: ``fn(new_losses, old_losses, new_target)`` = ``old_loss_at``: the old-text loss
-    where the trajectory's new-text loss first reaches ``new_target``, interpolated linearly."""
-    from .exercises import check_function
-
-    def case(new: list[float], old: list[float], target: float) -> Callable:
-        return lambda: ((new, old, target), {})
-
-    cases = [case([4.0, 3.0, 2.0], [1.0, 1.5, 2.5], 2.5),            # halfway through the second segment
-             case([4.0, 2.0, 1.0], [1.0, 2.0, 3.0], 3.0),            # inside the first segment
-             case([4.0, 3.0, 3.5, 2.0], [1.0, 1.2, 1.1, 2.0], 3.0),  # exactly at a checkpoint, then a bump
-             case([5.0, 4.0, 4.5, 3.0, 2.5], [1.0, 1.4, 1.3, 2.2, 2.6], 3.4),  # after a bump: the first crossing
-             case([2.0, 1.5], [0.9, 1.4], 2.5)]                      # already below the target at step 0
-    return check_function("old_loss_at", fn, old_loss_at, cases,
-                          hint="if new_losses[0] <= new_target return old_losses[0]; else find the first i with "
-                               "new_losses[i] > new_target >= new_losses[i + 1] and return old[i] + "
-                               "(new[i] - new_target) / (new[i] - new[i + 1]) * (old[i + 1] - old[i]). "
-                               "np.interp needs increasing x, and a trajectory's new loss can bump up.")

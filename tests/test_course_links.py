@@ -85,7 +85,7 @@ def test_links_are_built_from_the_slug(tmp_path):
         "https://colab.research.google.com/github/ann-example/fc/blob/main/lessons/01_x.ipynb")
     assert course_links.binder_url("lessons/01_x.ipynb", pyproject) == (
         "https://mybinder.org/v2/gh/ann-example/fc/HEAD?urlpath=lab/tree/lessons/01_x.ipynb")
-    assert course_links.pip_target(pyproject) == "forgetkit @ git+https://github.com/ann-example/fc@main"
+    assert course_links.pip_target(pyproject) == "forgetkit[hf] @ git+https://github.com/ann-example/fc@main"
 
 
 @pytest.mark.parametrize("url", ["https://gitlab.com/a/b", "https://github.com/only-owner", ""])

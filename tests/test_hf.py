@@ -113,24 +113,24 @@ def test_old_loss_at_interpolates_the_first_crossing_and_refuses_to_extrapolate(
     assert hf.old_loss_at([2.0, 1.0], [0.5, 3.0], 2.5) == 0.5
     with pytest.raises(ValueError, match="never reached"):
         hf.old_loss_at([4.0, 3.0], [1.0, 2.0], 2.0)
-    with pytest.raises(ValueError, match="equal"):
+    with pytest.raises(ValueError, match="same length"):
         hf.old_loss_at([4.0, 3.0], [1.0], 3.5)
 
 
 def test_check_old_loss_at_passes_the_reference_and_falls_back_otherwise(capsys):
-    assert hf.check_old_loss_at(hf.old_loss_at) is hf.old_loss_at
+    assert fk.exercises.check_old_loss_at(hf.old_loss_at) is hf.old_loss_at
     assert "PASSED" in capsys.readouterr().out
 
     def stub(new_losses, old_losses, new_target):
         raise NotImplementedError
 
-    assert hf.check_old_loss_at(stub) is hf.old_loss_at
+    assert fk.exercises.check_old_loss_at(stub) is hf.old_loss_at
     assert "NOT DONE" in capsys.readouterr().out
 
     def np_interp(new_losses, old_losses, new_target):  # the classic mistake: np.interp needs increasing x
         return float(np.interp(new_target, new_losses[::-1], old_losses[::-1]))
 
-    assert hf.check_old_loss_at(np_interp) is hf.old_loss_at
+    assert fk.exercises.check_old_loss_at(np_interp) is hf.old_loss_at
     assert "WRONG" in capsys.readouterr().out
 
 
@@ -143,12 +143,12 @@ TARGETS = ["qkv", "proj", "mlp.0", "mlp.2"]  # every linear layer of a TinyLM bl
 
 def course_lora(model: torch.nn.Module, r: int, lora_alpha: float) -> torch.nn.Module:
     """forgetkit's own LoRA on the same layers as ``TARGETS``."""
-    return fk.apply_lora(model, r, lora_alpha, pattern=r"blocks\.\d+\.(attn\.(qkv|proj)|mlp\.[02])")
+    return fk.apply_lora(model, r=r, lora_alpha=lora_alpha, target_modules=r"blocks\.\d+\.(attn\.(qkv|proj)|mlp\.[02])")
 
 
 def test_peft_lora_equals_forgetkit_lora_from_the_same_weights():
     torch.manual_seed(0)
-    base = fk.TinyLM(VOCAB, block_size=8, n_layer=2, n_head=2, n_embd=16)
+    base = fk.TinyLM(fk.TinyLMConfig(VOCAB, block_size=8, n_layer=2, n_head=2, n_embd=16))
     ours = course_lora(copy.deepcopy(base), r=4, lora_alpha=8.0)
     theirs = hf.apply_lora(copy.deepcopy(base), r=4, lora_alpha=8.0, target_modules=TARGETS)
     layers = dict(theirs.base_model.model.named_modules())

@@ -65,8 +65,9 @@ def raw_url(path: str, pyproject: Path = PYPROJECT) -> str:
 
 
 def pip_target(pyproject: Path = PYPROJECT) -> str:
-    """What ``pip install`` takes to install forgetkit from the repository (used on Colab)."""
-    return f"forgetkit @ git+{repository_url(pyproject)}@{BRANCH}"
+    """What ``pip install`` takes to install forgetkit from the repository (used on Colab), with the
+    ``hf`` extra (transformers, peft, accelerate) that lesson 11 needs."""
+    return f"forgetkit[hf] @ git+{repository_url(pyproject)}@{BRANCH}"
 
 
 def nbgitpuller_url(hub: str = HUB_PLACEHOLDER, path: str = FIRST_LESSON,

@@ -22,6 +22,7 @@ from .lessons import (
     check_interpolation_sweep,
     check_linear_cka,
     check_lora_linear,
+    check_old_loss_at,
     check_perplexity,
     check_recipe,
     check_reservoir,
@@ -29,6 +30,7 @@ from .lessons import (
 
 __all__ = [
     "VERDICTS", "Verdicts", "check_agem_project", "check_count_trainable", "check_evaluate_along_line",
-    "check_ewc_penalty", "check_function", "check_interpolation_sweep", "check_linear_cka", "check_lora_linear", "check_perplexity",
+    "check_ewc_penalty", "check_function", "check_interpolation_sweep", "check_linear_cka", "check_lora_linear",
+    "check_old_loss_at", "check_perplexity",
     "check_recipe", "check_reservoir", "close", "summary",
 ]

@@ -312,3 +312,25 @@ def check_ewc_penalty(fn: Callable) -> Callable:
                           hint="params = dict(model.named_parameters()); sum over the names in fisher of "
                                "(fisher[n] * (params[n] - anchor[n]) ** 2).sum(), times lam / 2. Loop over the "
                                "fisher's names (not all parameters) and keep a tensor: no .item(), no torch.no_grad().")
+
+
+def check_old_loss_at(fn: Callable) -> Callable:
+    """Lesson 11: ``fn(new_losses, old_losses, new_target)``: the old-text loss where the
+    trajectory's new-text loss first reaches ``new_target``, interpolated linearly
+    (reference: ``forgetkit.hf.old_loss_at``)."""
+    from ..hf import old_loss_at  # imports transformers: only when lesson 11 asks
+
+    def case(new: list[float], old: list[float], target: float) -> Case:
+        return lambda: ((new, old, target), {})
+
+    cases = [case([4.0, 3.0, 2.0], [1.0, 1.5, 2.5], 2.5),            # halfway through the second segment
+             case([4.0, 2.0, 1.0], [1.0, 2.0, 3.0], 3.0),            # inside the first segment
+             case([4.0, 3.0, 3.5, 2.0], [1.0, 1.2, 1.1, 2.0], 3.0),  # exactly at a checkpoint, then a bump
+             case([5.0, 4.0, 4.5, 3.0, 2.5], [1.0, 1.4, 1.3, 2.2, 2.6], 3.4),  # after a bump: the first crossing
+             case([2.0, 1.5], [0.9, 1.4], 2.5)]                      # already below the target at step 0
+    return check_function("old_loss_at", fn, old_loss_at, cases,
+                          hint="walk the checkpoints in training order and stop at the FIRST one whose new-text "
+                               "loss is at or below the target; the answer lies on the straight segment between "
+                               "that checkpoint and the one before it (if the very first checkpoint is already "
+                               "there, take its old loss). np.interp will not do: it needs increasing x, and a "
+                               "trajectory's new loss can bump up again.")
