@@ -12,7 +12,7 @@ Examples::
 
     python -m forgetkit.bench --seeds 5 --out bench-out
     python -m forgetkit.bench --seeds 3 --methods naive,ewc,replay --steps 60 --out bench-out
-    python -m forgetkit.bench --methods ewc,lora --strengths ewc=100,300,1000 --strengths lora=4,16 --out bench-out
+    python -m forgetkit.bench --methods ewc,lora --strengths ewc=100,300,1000 --strengths lora=1,2,4 --out bench-out
 
 By default every seed gets its own pre-trained base model (trained once, then cached: the first
 run takes longer); ``--base-seed N`` shares one base model across seeds.

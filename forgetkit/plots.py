@@ -6,11 +6,13 @@ methods keep the same colour in every lesson (``METHOD_COLORS``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+
+from .metrics import value_at_learning
 
 OLD_COLOR = "#1f77b4"  # blue: the old task / general knowledge
 NEW_COLOR = "#ff7f0e"  # orange: the new task / the fine-tuning domain
@@ -262,47 +264,63 @@ def _place_labels(ax: Axes, labels: Sequence[tuple[float, float, str, str]],
                     bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
 
 
+def frontier_curve(curves: Iterable[tuple[Sequence[float], Sequence[float]]], num_points: int = 60
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The lower envelope of learning-forgetting trajectories: at each learning x on a grid from 0 to
+    the most any trajectory learned, the least forgetting of a trajectory when it first reached x
+    (``fk.value_at_learning``). ``curves``: (learning, forgetting) pairs of lists, in step order.
+    Returns (xs, ys), each (num_points,)."""
+    curves = list(curves)
+    top = max(max(learned) for learned, _ in curves)
+    xs = np.linspace(0.0, top, num_points)
+    ys = np.array([np.nanmin([value_at_learning(learned, forgot, x) for learned, forgot in curves]) for x in xs])
+    return xs, ys
+
+
 def plot_method_frontier(results, ax: Axes | None = None, steps: int | None = None, targets=None,
                          highlight: Mapping | None = None,
                          title: str = "Stability-plasticity frontier (lower right is better)") -> Axes:
-    """The capstone's methods as forgetting (y) against learning (x), both in %, mean +- std over seeds.
+    """The capstone's methods as forgetting (y) against learning (x), both in %, means over seeds.
 
-    ``results`` is a ``forgetkit.capstone.Results``. Naive fine-tuning is drawn as its whole
-    trajectory over steps (the plain fine-tuning curve); every other method as one point per
-    strength at ``steps`` (default: the last checkpoint), joined in strength order and labelled
-    with its strength. ``targets`` (a ``capstone.Targets``) shades the region meeting both;
-    ``highlight`` (a recipe dict) is starred. The legend sits outside the axes, off the lines.
+    ``results`` is a ``forgetkit.capstone.Results``. Every method is drawn as its *frontier*: the
+    least forgetting any of its runs (every strength, every checkpoint) had when it first reached
+    each learning (``results.forgetting_at``), so two methods are compared at matched learning by
+    reading the picture vertically. Plain fine-tuning (naive and every low-lr run: only the
+    learning rate and the number of steps differ) is one thick red frontier: the very curve that
+    ``results.matched_forgetting`` divides by. The points are each strength at ``steps`` (default:
+    the last checkpoint), mean +- std over seeds, labelled with the strength. ``targets`` (a
+    ``capstone.Targets``) shades the region meeting both; ``highlight`` (a recipe dict) is starred.
     """
-    from .capstone import METHODS, check_recipe_format
+    from .capstone import METHODS, PLAIN_METHODS, check_recipe_format
 
     ax = _axes(ax, (7, 5))
     steps = results.settings.steps if steps is None else steps
-    summary = results.summary()
+    summary = results.summary(steps)
     labels, lines = [], []  # strength labels, placed once every line is drawn
     if targets is not None:
         ax.fill_between([100 * targets.min_learning, 100], -5, 100 * targets.max_forgetting,
                         color="#2ca02c", alpha=0.12, label="meets both targets")
-    for name in dict.fromkeys(e["method"] for e in summary):
-        color = method_color(name)
-        if name == "naive":
-            line = [e for e in summary if e["method"] == "naive"]
-            xs = [0.0] + [100 * e["learning_mean"] for e in line]
-            ys = [0.0] + [100 * e["forgetting_mean"] for e in line]
-            ax.plot(xs, ys, "-", color=color, lw=2, label=f"naive (0 to {line[-1]['steps']} steps)")
-            ax.plot(xs[1:], ys[1:], "o", color=color, ms=4)
-            lines.append(np.column_stack([xs, ys]))
-            continue
-        points = [e for e in summary if e["method"] == name and e["steps"] == steps]
-        if not points:
-            continue
-        xs = [100 * e["learning_mean"] for e in points]
-        ys = [100 * e["forgetting_mean"] for e in points]
-        ax.errorbar(xs, ys, xerr=[100 * e["learning_std"] for e in points],
-                    yerr=[100 * e["forgetting_std"] for e in points], fmt="o-", color=color, ms=5,
-                    capsize=2, lw=1.2, label=name)
-        lines.append(np.column_stack([xs, ys]))
-        if METHODS[name].knob != "-":
-            labels += [(x, y, f"{e['strength']:g}", color) for x, y, e in zip(xs, ys, points)]
+    methods = list(dict.fromkeys(r["method"] for r in results.rows))
+    groups = ([PLAIN_METHODS] if any(m in PLAIN_METHODS for m in methods) else []) + [
+        (m,) for m in methods if m not in PLAIN_METHODS]
+    for group in groups:
+        plain = group == PLAIN_METHODS
+        color = method_color("naive" if plain else group[0])
+        xs, ys = frontier_curve(results.trajectories(group).values())
+        label = "plain fine-tuning (lower lr or fewer steps)" if plain else group[0]
+        ax.plot(100 * xs, 100 * ys, "-", color=color, lw=2.5 if plain else 1.3, alpha=0.9, label=label)
+        lines.append(np.column_stack([100 * xs, 100 * ys]))
+        for name in group:
+            points = [e for e in summary if e["method"] == name]
+            if not points:
+                continue
+            px = [100 * e["learning_mean"] for e in points]
+            py = [100 * e["forgetting_mean"] for e in points]
+            ax.errorbar(px, py, xerr=[100 * e["learning_std"] for e in points],
+                        yerr=[100 * e["forgetting_std"] for e in points], fmt="o", color=method_color(name), ms=5,
+                        capsize=2, lw=1.0)
+            if METHODS[name].knob != "-":
+                labels += [(x, y, f"{e['strength']:g}", method_color(name)) for x, y, e in zip(px, py, points)]
     if highlight is not None:
         entry = results.lookup(*check_recipe_format(highlight))
         if entry is not None:

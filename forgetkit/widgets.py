@@ -83,7 +83,7 @@ def recipe_explorer(results, targets=None) -> widgets.VBox:
         recipe = {"method": method, "strength": strength, "steps": num_steps}
         fig, (ax_frontier, ax_bars) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
         plot_method_frontier(results, ax=ax_frontier, steps=num_steps, targets=targets, highlight=recipe,
-                             title=f"All methods at {num_steps} steps (naive: its whole run)")
+                             title=f"Points: every method at {num_steps} steps; lines: each method's frontier")
         rows = results.select(method, strength, num_steps)
         entry = results.lookup(method, strength, num_steps)
         names = ["forgetting", "learning"]

@@ -334,16 +334,25 @@ def test_plain_forgetting_at(table):
         capstone.plain_forgetting_at(capstone.Results([row("ewc", 1, 0, 20, 0.1, 0.1)], table.settings, [0]), 0.05)
 
 
-def test_relative_forgetting_compares_each_seed_at_its_own_learning(table):
-    entries = table.relative_forgetting()
-    assert [(e["method"], e["strength"]) for e in entries] == [("replay", 0.75), ("ewc", 300.0)]  # plain ones left out
+def test_forgetting_at_reads_each_method_frontier_at_matched_learning(table):
+    # ewc, seed 1: (0, 0) then (0.4, 0.5): at learning 0.3 it had forgotten 0.375
+    assert table.forgetting_at("ewc", 0.3, seed=1) == pytest.approx(0.375)
+    # plain, seed 0: low-lr reaches 0.3 with 0.2 forgotten, naive with 0.6: the frontier is the lower one
+    assert table.forgetting_at(("naive", "low-lr"), 0.3, seed=0) == pytest.approx(0.2)
+    assert math.isnan(table.forgetting_at("ewc", 0.45, seed=1))  # ewc never learned that much in seed 1
+    # on the means over seeds: replay (0, 0) then (0.61, 0.12)
+    assert table.forgetting_at("replay", 0.305) == pytest.approx(0.06)
+
+
+def test_matched_forgetting_compares_every_method_with_plain_fine_tuning_seed_by_seed(table):
+    entries = table.matched_forgetting(0.3)
+    assert [e["method"] for e in entries] == ["replay", "ewc"]  # plain ones left out
     replay, ewc = entries
-    # replay, seed 0: learned 0.60, plain fine-tuning forgot 1.3 there (naive, between 0.5 and 0.7); seed 1
-    # learned 0.62, more than any plain run of seed 1 (0.6): no fair comparison
-    assert replay["ratios"][0] == pytest.approx(0.10 / 1.3) and math.isnan(replay["ratios"][1])
-    assert ewc["ratios"] == pytest.approx([0.30 / 1.0, 0.50 / 1.2])
-    assert ewc["forgetting_mean"] == pytest.approx(0.4) and ewc["n"] == 2
-    assert table.relative_forgetting(steps=10) == []  # only plain runs have that checkpoint
+    assert replay["plain"] == pytest.approx([0.2, 1.2 * 0.3 / 0.4])  # seed 1 has only naive
+    assert replay["forgetting"] == pytest.approx([0.10 * 0.3 / 0.60, 0.14 * 0.3 / 0.62])
+    assert ewc["ratios"] == pytest.approx([0.30 * 0.3 / 0.5 / 0.2, 0.375 / 0.9])
+    far = table.matched_forgetting(0.65, methods=["replay"])[0]  # beyond every plain run: no fair comparison
+    assert math.isnan(far["ratios"][0]) and math.isnan(far["ratios"][1])
 
 
 def test_markdown_shows_no_spread_for_one_seed(table):

@@ -19,8 +19,8 @@ l2-sp           lambda of the pull to the start        L2-SP (Li et al., 2018) (
 ewc             lambda of the Fisher-weighted pull     EWC (Kirkpatrick et al., 2017) (05)
 freeze          layer groups frozen from the bottom    freezing lower layers (00, 06)
 head-only       (none)                                 train only the final LayerNorm + head (06)
-adapter         bottleneck width                       Houlsby et al., 2019 (06)
-lora            rank                                   Hu et al., 2021 (06)
+adapter         bottleneck width (4x the lr)           Houlsby et al., 2019 (06)
+lora            rank (4x the lr)                       Hu et al., 2021 (06)
 replay          share of general text in each batch    rehearsal (07)
 wise-ft         weight alpha of the fine-tuned model   WiSE-FT (Wortsman et al., 2022) (08)
 ==============  =====================================  ========================================

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..metrics import value_at_learning
 from .methods import METHODS
 from .scenario import Scenario, Settings
 
@@ -67,29 +69,54 @@ class Results:
                 return entry
         return None
 
-    def relative_forgetting(self, steps: int | None = None) -> list[dict]:
-        """Every method other than plain fine-tuning at ``steps`` (default: the last checkpoint), with
-        its forgetting relative to plain fine-tuning's *at the same learning*, seed by seed.
+    def trajectories(self, methods: str | Sequence[str], seed: int | None = None) -> dict[tuple, tuple[list, list]]:
+        """Every run of ``methods`` as (learning, forgetting) lists through its checkpoints, in step
+        order, starting at (0, 0) before the first step: ``{(method, strength): (learning, forgetting)}``.
+        Per seed if ``seed`` is given, else on the means over the seeds."""
+        names = (methods,) if isinstance(methods, str) else tuple(methods)
+        if seed is None:
+            points = [(e["method"], e["strength"], e["steps"], e["learning_mean"], e["forgetting_mean"])
+                      for e in self.summary()]
+        else:
+            points = [(r["method"], r["strength"], r["steps"], r["learning"], r["forgetting"])
+                      for r in self.rows if r["seed"] == seed]
+        curves: dict[tuple, tuple[list, list]] = {}
+        for method, strength, _, learned, forgot in sorted(p for p in points if p[0] in names):
+            learning, forgetting = curves.setdefault((method, strength), ([0.0], [0.0]))
+            learning.append(learned)
+            forgetting.append(forgot)
+        return curves
 
-        Each entry is the summary entry (``learning_mean``, ``forgetting_mean`` ...) plus ``ratios``:
-        one number per seed of ``self.seeds``, forgetting / ``plain_forgetting_at(self, learning,
-        seed)``, below 1 when the method forgets less than plain fine-tuning did when it had learned
-        as much. NaN where the method learned more than any plain run (no fair comparison).
+    def forgetting_at(self, methods: str | Sequence[str], learning: float, seed: int | None = None) -> float:
+        """The least forgetting that any run of ``methods`` (every strength) had when it first reached
+        ``learning``: the method's frontier, read at matched learning.
+
+        Each run is read along its checkpoints with ``fk.value_at_learning`` (linear interpolation
+        between the checkpoints around the first crossing). Per seed if ``seed`` is given, else on
+        the means over the seeds. NaN when no run of ``methods`` learned that much.
         """
-        steps = self.settings.steps if steps is None else steps
+        values = [value_at_learning(learned, forgot, learning)
+                  for learned, forgot in self.trajectories(methods, seed).values()]
+        reached = [v for v in values if not math.isnan(v)]
+        return min(reached) if reached else math.nan
+
+    def matched_forgetting(self, learning: float, methods: Sequence[str] | None = None) -> list[dict]:
+        """Every method compared with plain fine-tuning at the same ``learning``, seed by seed.
+
+        One entry per method (default: every method in the table but the plain ones), with lists
+        over ``self.seeds``: ``forgetting`` (the method's frontier at ``learning``), ``plain``
+        (plain fine-tuning's frontier there: naive and every low-lr run, at any number of steps) and
+        ``ratios`` = forgetting / plain, below 1 when the method forgets less than simply training
+        less would have. NaN where the method (or plain fine-tuning) never learned that much.
+        """
+        names = methods if methods is not None else [
+            m for m in dict.fromkeys(r["method"] for r in self.rows) if m not in PLAIN_METHODS]
+        plain = [self.forgetting_at(PLAIN_METHODS, learning, seed) for seed in self.seeds]
         out = []
-        for entry in self.summary(steps):
-            if entry["method"] in PLAIN_METHODS:
-                continue
-            rows = {r["seed"]: r for r in self.select(entry["method"], entry["strength"], steps)}
-            ratios = []
-            for seed in self.seeds:
-                try:
-                    plain = plain_forgetting_at(self, rows[seed]["learning"], seed)
-                except ValueError:  # learned more than any plain run
-                    plain = math.nan
-                ratios.append(rows[seed]["forgetting"] / plain)
-            out.append({**entry, "ratios": ratios})
+        for name in names:
+            forgot = [self.forgetting_at(name, learning, seed) for seed in self.seeds]
+            out.append({"method": name, "learning": learning, "forgetting": forgot, "plain": plain,
+                        "ratios": [f / p if p > 0 else math.nan for f, p in zip(forgot, plain)]})
         return out
 
     def to_markdown(self, steps: int | None = None) -> str:
@@ -133,30 +160,16 @@ class Results:
 def plain_forgetting_at(results: Results, learning: float, seed: int | None = None) -> float:
     """How much *plain* fine-tuning forgets once it has learned as much as ``learning``.
 
-    Every plain run in ``results`` (``naive`` and each ``low-lr`` strength) is a trajectory of
-    (learning, forgetting) points through its checkpoints, starting at (0, 0) before the first
-    step; each is interpolated linearly at ``learning`` and the least forgetting wins: the best
-    that a smaller learning rate or fewer steps achieve "at comparable domain learning". Per seed
-    if ``seed`` is given, else on the means over seeds. Raises ValueError when no plain run
-    learned that much (no fair comparison without extrapolating).
+    Plain fine-tuning is every ``naive`` and ``low-lr`` run in ``results``: the least forgetting
+    that a smaller learning rate or fewer steps achieve at that learning
+    (``results.forgetting_at(PLAIN_METHODS, learning, seed)``). Per seed if ``seed`` is given, else
+    on the means over seeds. Raises ValueError when no plain run learned that much (no fair
+    comparison without extrapolating).
     """
-    if seed is None:
-        entries = [(e["method"], e["strength"], e["learning_mean"], e["forgetting_mean"]) for e in results.summary()]
-    else:
-        entries = [(r["method"], r["strength"], r["learning"], r["forgetting"]) for r in results.rows if r["seed"] == seed]
-    curves: dict[tuple, list[tuple[float, float]]] = {}
-    for method, strength, learned, forgot in entries:
-        if method in PLAIN_METHODS:
-            curves.setdefault((method, strength), [(0.0, 0.0)]).append((learned, forgot))
-    if not curves:
+    if not results.trajectories(PLAIN_METHODS, seed):
         raise ValueError("the results hold no plain fine-tuning run (naive or low-lr) for this seed")
-    reachable = []
-    for points in curves.values():
-        points = sorted(points)
-        if learning <= points[-1][0]:
-            xs, ys = zip(*points)
-            reachable.append(float(np.interp(learning, xs, ys)))
-    if not reachable:
-        best = max(max(p[0] for p in c) for c in curves.values())
+    value = results.forgetting_at(PLAIN_METHODS, learning, seed)
+    if math.isnan(value):
+        best = max(max(learned) for learned, _ in results.trajectories(PLAIN_METHODS, seed).values())
         raise ValueError(f"plain fine-tuning never reached learning {learning:.3f} (at most {best:.3f})")
-    return min(reachable)
+    return value
