@@ -214,6 +214,24 @@ def test_course_checks(capsys, fresh_results: dict, check, right, wrong, referen
     assert check(right) is right
     assert "PASSED" in capsys.readouterr().out and fresh_results == {name: "PASSED"}
     assert check(wrong) is reference
-    out = capsys.readouterr().out
-    assert "WRONG" in out and hint in out
+    first = capsys.readouterr().out
+    assert "WRONG" in first and hint not in first and "more explicit" in first  # a conceptual nudge
+    assert check(wrong) is reference
+    second = capsys.readouterr().out
+    assert "WRONG" in second and hint in second  # then the formula
     assert fresh_results == {name: "WRONG"}
+
+
+def test_hints_are_graded_and_the_last_one_repeats(capsys, fresh_results: dict) -> None:
+    verdicts = Verdicts()
+    hints = ["think about squares", "x * x"]
+    for expected in hints + hints[-1:]:
+        check_function("square", lambda x: x + x, reference_square, CASES, hint=hints, verdicts=verdicts)
+        out = capsys.readouterr().out
+        assert expected in out and ("more explicit" in out) == (expected == hints[0])
+    assert verdicts.wrong == {"square": 3}
+
+
+def test_a_hint_must_be_text() -> None:
+    with pytest.raises(TypeError, match="hint must be a str"):
+        check_function("square", reference_square, reference_square, CASES, hint=[1, 2])

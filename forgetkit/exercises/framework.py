@@ -6,7 +6,8 @@ cases and prints one of
 
 - PASSED: the learner's function is returned and the lesson uses it;
 - NOT DONE: the stub still raises ``NotImplementedError``;
-- WRONG: a case gives another answer (or raises), with a hint;
+- WRONG: a case gives another answer (or raises), with a hint: hints are graded, the first WRONG
+  gives a conceptual nudge, each further WRONG of the same exercise the next, more explicit one;
 
 and in the last two cases returns the reference implementation, so a learner can skip an
 exercise, or get it wrong, and the rest of the lesson still runs. Every verdict is recorded in a
@@ -32,6 +33,18 @@ class Verdicts:
 
     def __init__(self) -> None:
         self.results: dict[str, str] = {}
+        self.wrong: dict[str, int] = {}  # how many WRONG verdicts each exercise has had so far
+
+    def next_hint(self, name: str, hints: Sequence[str]) -> str:
+        """The hint for this exercise's next WRONG: the first one, then ever more explicit ones."""
+        level = self.wrong.get(name, 0)
+        self.wrong[name] = level + 1
+        if not hints:
+            return ""
+        text = hints[min(level, len(hints) - 1)]
+        if level + 1 < len(hints):
+            text += "\n  (Fix it and run the cell again; if it is still WRONG, the next hint is more explicit.)"
+        return text
 
     def __repr__(self) -> str:
         return f"Verdicts({self.results})"
@@ -103,7 +116,7 @@ def call(fn: Callable, *args, **kwargs) -> Any:
 
 
 def check_function(name: str, learner_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,
-                   hint: str = "", observe: Callable[..., Any] = call, compare: Callable[[Any, Any], bool] = close,
+                   hint: str | Sequence[str] = "", observe: Callable[..., Any] = call, compare: Callable[[Any, Any], bool] = close,
                    explain: Callable[[Any, Any], str] | None = None, verdicts: Verdicts | None = None) -> Callable:
     """Run ``learner_fn`` and ``reference_fn`` on every case; print the verdict; return what to use.
 
@@ -113,11 +126,15 @@ def check_function(name: str, learner_fn: Callable, reference_fn: Callable, case
     returns; an ``observe`` can also record side effects (were the weights restored?) or run many
     trials (a random sampler's frequencies). ``compare(expected, got)`` decides; ``explain(expected,
     got)`` words the learner's answer in the verdict (default: "expected ..., got ..."). The
-    verdict is recorded in ``verdicts`` (default: ``VERDICTS``). Returns ``learner_fn`` if every
-    case agrees, else ``reference_fn``.
+    verdict is recorded in ``verdicts`` (default: ``VERDICTS``). ``hint`` is one hint or a list of
+    graded hints (a conceptual nudge first, the formula last): the n-th WRONG of ``name`` shows the
+    n-th. Returns ``learner_fn`` if every case agrees, else ``reference_fn``.
     """
     if not callable(learner_fn):
         raise TypeError(f"{name}: expected your function, got {type(learner_fn).__name__}")
+    hints = [hint] if isinstance(hint, str) else list(hint)
+    if not all(isinstance(h, str) for h in hints):
+        raise TypeError(f"{name}: hint must be a str or a sequence of str, got {hint!r}")
     verdicts = verdicts or VERDICTS
     got = expected = None
     for k, make_case in enumerate(cases, start=1):
@@ -129,13 +146,15 @@ def check_function(name: str, learner_fn: Callable, reference_fn: Callable, case
             return verdicts.record(name, "NOT DONE", f"Exercise '{name}' is not done yet.", reference_fn)
         except Exception as err:  # a learner's bug must not stop the lesson
             return verdicts.record(name, "WRONG", f"Exercise '{name}': hidden case {k} raised "
-                                   f"{type(err).__name__}: {err}\n  Hint: {hint}", reference_fn)
+                                   f"{type(err).__name__}: {err}\n  Hint: {verdicts.next_hint(name, hints)}",
+                                   reference_fn)
         try:
             same = compare(expected, got)
         except Exception:  # an answer of the wrong kind (a str where an array belongs ...) is wrong, not a crash
             same = False
         if not same:
             answer = explain(expected, got) if explain else f"hidden case {k} expected {short(expected)}, got {short(got)}"
-            return verdicts.record(name, "WRONG", f"Exercise '{name}': {answer}.\n  Hint: {hint}", reference_fn)
+            hint_text = verdicts.next_hint(name, hints)
+            return verdicts.record(name, "WRONG", f"Exercise '{name}': {answer}.\n  Hint: {hint_text}", reference_fn)
     result = explain(expected, got) if explain else f"your function agrees with the reference on {len(cases)} hidden cases"
     return verdicts.record(name, "PASSED", result + ".", learner_fn)

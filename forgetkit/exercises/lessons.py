@@ -45,7 +45,9 @@ def check_count_trainable(fn: Callable[[nn.Module], int]) -> Callable[[nn.Module
 
     cases = [case((8, 4, 2), False), case((64, 128, 10), True), case((5, 7, 7, 3), True)]
     return check_function("count_trainable", fn, count_trainable, cases,
-                          hint="sum p.numel() over model.parameters() where p.requires_grad is True.")
+                          hint=["An optimizer can change exactly the parameters that PyTorch computes gradients for; "
+                                "count their scalar entries, not the tensors.",
+                                "sum p.numel() over model.parameters() where p.requires_grad is True."])
 
 
 def check_perplexity(fn: Callable) -> Callable:
@@ -59,8 +61,10 @@ def check_perplexity(fn: Callable) -> Callable:
         return make
 
     return check_function("perplexity", fn, perplexity, [case("french", 1), case("japanese", 2)],
-                          hint="x, y = fk.lm_windows(tokens, model.block_size); _, loss = model(x, y); "
-                               "return math.exp(loss.item()) (run it under torch.no_grad()).")
+                          hint=["Perplexity is e to the power of the mean next-character loss (nats); the model's forward "
+                                "pass returns that loss when you give it inputs and targets.",
+                                "x, y = fk.lm_windows(tokens, model.block_size); _, loss = model(x, y); "
+                                "return math.exp(loss.item()) (run it under torch.no_grad())."])
 
 
 def check_evaluate_along_line(fn: Callable) -> Callable:
@@ -89,10 +93,12 @@ def check_evaluate_along_line(fn: Callable) -> Callable:
              case((6, 5, 3), [0.0, 0.25, 0.5, 0.75, 1.0], ("loss", "accuracy"), 2),
              case((8, 4, 4, 3), [-0.5, 0.0, 1.0, 1.5], ("loss", "first weight"), 3)]
     return check_function("evaluate_along_line", fn, evaluate_along_line, cases, observe=with_restore_flag,
-                          hint="save original = copy.deepcopy(model.state_dict()); for each alpha: "
+                          hint=["At each alpha, put the mixed weights into the model and evaluate every function; when you "
+                                "are done, the model must hold its own weights again.",
+                                "save original = copy.deepcopy(model.state_dict()); for each alpha: "
                                  "model.load_state_dict(fk.interpolate_state_dicts(sd_a, sd_b, alpha)) and append "
                                  "fn(model) for every name; return {name: np.array(values)}; finally "
-                               "model.load_state_dict(original).")
+                               "model.load_state_dict(original)."])
 
 
 def check_agem_project(fn: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
@@ -113,8 +119,10 @@ def check_agem_project(fn: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tens
              case(None, None, size=50, seed=7),   # conflicting, in 50 dimensions
              case([0.5, -3.0, 2.0], [1.0, 1.0, 1.0])]  # 0.5 - 3 + 2 < 0: projected
     return check_function("agem_project", fn, agem_project, cases,
-                          hint="dot = g @ g_ref; if dot >= 0 return g unchanged; else return "
-                               "g - dot / (g_ref @ g_ref) * g_ref (which is orthogonal to g_ref).")
+                          hint=["A-GEM leaves g alone unless it conflicts with the memory gradient (a negative dot "
+                                "product); then it removes only the part of g that points against g_ref.",
+                                "dot = g @ g_ref; if dot >= 0 return g unchanged; else return "
+                                "g - dot / (g_ref @ g_ref) * g_ref (which is orthogonal to g_ref)."])
 
 
 def check_linear_cka(fn: Callable[[Tensor, Tensor], float]) -> Callable[[Tensor, Tensor], float]:
@@ -145,10 +153,12 @@ def check_linear_cka(fn: Callable[[Tensor, Tensor], float]) -> Callable[[Tensor,
              case(50, 6, 6, 4, "orthogonal"), case(30, 4, 4, 5, "scale"), case(80, 10, 7, 6, "both"),
              case(60, 5, 5, 7, "shift")]
     return check_function("linear_cka", fn, linear_cka, cases,
-                          hint="centre every column (X = X - X.mean(0), same for Y), then return "
+                          hint=["CKA compares centred activations, and it must not change when either side is rotated or "
+                                "scaled as a whole: the squared cross-covariance, normalised by each side's own.",
+                                "centre every column (X = X - X.mean(0), same for Y), then return "
                                "||Y^T X||_F^2 / (||X^T X||_F * ||Y^T Y||_F) as a float. Cases 1-3 are random "
                                "activations; 4 checks that Y = X @ Q (Q orthogonal) gives 1; 5 that Y = 3.7 * X "
-                               "gives 1; 6 that rotating and scaling Y changes nothing; 7 shifts the columns.")
+                               "gives 1; 6 that rotating and scaling Y changes nothing; 7 shifts the columns."])
 
 
 def check_lora_linear(fn: Callable) -> Callable:
@@ -171,8 +181,10 @@ def check_lora_linear(fn: Callable) -> Callable:
              case((2, 7), 5, 3, 1, 1.0, False, 3),   # a batch of sequences, no bias
              case((4,), 10, 6, 5, 5.0, False, 4)]
     return check_function("lora_linear", fn, lora_linear, cases,
-                          hint="r = A.shape[0]; out = x @ weight.T + (lora_alpha / r) * (x @ A.T) @ B.T; add bias "
-                               "when it is not None. Case 2 has lora_alpha != r, case 3 a 3-D x and bias None.")
+                          hint=["The output is the frozen layer's output plus a low-rank update: x goes through A (down "
+                                "to r numbers), then B (back up), scaled by lora_alpha / r, with r the rows of A.",
+                                "r = A.shape[0]; out = x @ weight.T + (lora_alpha / r) * (x @ A.T) @ B.T; add bias "
+                                "when it is not None. Case 2 has lora_alpha != r, case 3 a 3-D x and bias None."])
 
 
 def check_reservoir(fn: Callable) -> Callable:
@@ -211,9 +223,11 @@ def check_reservoir(fn: Callable) -> Callable:
              case(25, 5, 1500, 4),      # p = 0.2
              case(12, 11, 1500, 5)]     # p = 11/12: almost everything is kept
     return check_function("reservoir_sample", fn, reservoir_sample, cases, observe=statistics, compare=compare,
-                          hint="for the n-th item (n = 1, 2, ...): if the sample holds fewer than capacity items, "
+                          hint=["Each item seen so far must end up in the sample with the same probability, capacity / n: "
+                                "fill the sample first, then let a new item replace a random slot with the right chance.",
+                                "for the n-th item (n = 1, 2, ...): if the sample holds fewer than capacity items, "
                                  "append it; else j = rng.randrange(n) and, if j < capacity, sample[j] = item. "
-                               "Read the stream once (it is an iterator) and return the list.")
+                               "Read the stream once (it is an iterator) and return the list."])
 
 
 def check_interpolation_sweep(fn: Callable) -> Callable:
@@ -243,10 +257,12 @@ def check_interpolation_sweep(fn: Callable) -> Callable:
              case((6, 8, 3), [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], 2),
              case((5, 4, 4, 3), [1.0, 0.25, 0.0], 3)]
     return check_function("interpolation_sweep", fn, wise_ft_sweep, cases, observe=with_final_weights,
-                          hint="for each alpha: model.load_state_dict(fk.wise_ft(sd_base, sd_finetuned, alpha)) "
+                          hint=["For each alpha, evaluate the mixture of base and fine-tuned weights on every function, keep "
+                                "the alpha with the best mean, and leave the model at that mixture.",
+                                "for each alpha: model.load_state_dict(fk.wise_ft(sd_base, sd_finetuned, alpha)) "
                                  "and record every eval function; mean = the average over the functions at each alpha; "
                                  "best_alpha = alphas[argmax(mean)] (the first on a tie); load the best mixture into "
-                               "the model before returning {name: array, 'mean': array, 'best_alpha': float}.")
+                               "the model before returning {name: array, 'mean': array, 'best_alpha': float}."])
 
 
 def check_recipe(fn: Callable, results, targets=None) -> Callable:
@@ -282,9 +298,11 @@ def check_recipe(fn: Callable, results, targets=None) -> Callable:
 
     return check_function("choose_recipe", fn, reference_recipe, [lambda: ((results, targets), {})],
                           observe=evaluated, compare=meets_both, explain=explain,
-                          hint="a recipe is a dict such as {'method': 'ewc', 'strength': 300.0, 'steps': 12}; use "
+                          hint=["Both targets must hold at once: at most so much forgetting AND at least so much learning; "
+                                "leave some room on both, since another seed moves the numbers.",
+                                "a recipe is a dict such as {'method': 'ewc', 'strength': 300.0, 'steps': 12}; use "
                                "the dashboard or loop over results.summary() to find an entry with forgetting_mean "
-                               "<= targets.max_forgetting and learning_mean >= targets.min_learning.")
+                               "<= targets.max_forgetting and learning_mean >= targets.min_learning."])
 
 
 def check_ewc_penalty(fn: Callable) -> Callable:
@@ -309,9 +327,11 @@ def check_ewc_penalty(fn: Callable) -> Callable:
 
     cases = [case((4, 3, 2), 1.0, 0, False), case((6, 5, 3), 7.5, 1, False), case((5, 4, 3), 0.2, 2, True)]
     return check_function("ewc_penalty", fn, ewc_penalty, cases, compare=compare,
-                          hint="params = dict(model.named_parameters()); sum over the names in fisher of "
+                          hint=["Each weight is pulled back to its anchor with a spring whose stiffness is its Fisher "
+                                "importance; sum the springs' energy, scaled by lam / 2, and keep it differentiable.",
+                                "params = dict(model.named_parameters()); sum over the names in fisher of "
                                "(fisher[n] * (params[n] - anchor[n]) ** 2).sum(), times lam / 2. Loop over the "
-                               "fisher's names (not all parameters) and keep a tensor: no .item(), no torch.no_grad().")
+                               "fisher's names (not all parameters) and keep a tensor: no .item(), no torch.no_grad()."])
 
 
 def check_old_loss_at(fn: Callable) -> Callable:
@@ -329,8 +349,10 @@ def check_old_loss_at(fn: Callable) -> Callable:
              case([5.0, 4.0, 4.5, 3.0, 2.5], [1.0, 1.4, 1.3, 2.2, 2.6], 3.4),  # after a bump: the first crossing
              case([2.0, 1.5], [0.9, 1.4], 2.5)]                      # already below the target at step 0
     return check_function("old_loss_at", fn, old_loss_at, cases,
-                          hint="walk the checkpoints in training order and stop at the FIRST one whose new-text "
+                          hint=["Find where, during training, the new-text loss first reaches the target, and read the "
+                                "old-text loss at that moment (between two checkpoints: a straight line).",
+                                "walk the checkpoints in training order and stop at the FIRST one whose new-text "
                                "loss is at or below the target; the answer lies on the straight segment between "
                                "that checkpoint and the one before it (if the very first checkpoint is already "
                                "there, take its old loss). np.interp will not do: it needs increasing x, and a "
-                               "trajectory's new loss can bump up again.")
+                               "trajectory's new loss can bump up again."])
