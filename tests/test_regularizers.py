@@ -598,6 +598,11 @@ def test_distillation_keeps_the_model_closer_to_the_base():
     assert drift[5.0] < drift[0.0]
 
 
+class Words(nn.Module):
+    def forward(self, x):
+        return "not logits"
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda m, b, x: R.distillation_penalty(m, b, x, -1.0), ValueError, "lam"),
     (lambda m, b, x: R.distillation_penalty(m, b, x, "1"), TypeError, "lam"),
@@ -616,6 +621,7 @@ def test_distillation_keeps_the_model_closer_to_the_base():
     (lambda m, b, x: R.distillation_loss(torch.zeros(3), torch.zeros(3)), ValueError, "same shape"),
     (lambda m, b, x: R.distillation_loss(torch.zeros(2, 3), [0.0]), TypeError, "base_logits"),
     (lambda m, b, x: R.distillation_penalty(m, lambda x: "no logits", x, 1.0), TypeError, "base"),
+    (lambda m, b, x: R.distillation_penalty(m, Words(), x, 1.0), TypeError, "must return logits"),
     (lambda m, b, x: fk.Distillation(m, -1.0), ValueError, "lam"),
     (lambda m, b, x: fk.Distillation(m, 1.0, temperature=-2), ValueError, "temperature"),
     (lambda m, b, x: fk.Distillation("model", 1.0), TypeError, "base"),
