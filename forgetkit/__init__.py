@@ -13,7 +13,8 @@ One module per concept, each readable top to bottom:
 - ``interpolation``: weight-space lines and planes between trained networks; WiSE-FT
 - ``replay``: reservoir buffer and replay mixing (rehearsal)
 - ``interference``: gradient cosines, first-order loss change, A-GEM and PCGrad
-- ``regularizers``: L2, L2-SP and EWC penalties, online EWC, the per-sample diagonal Fisher (torch.func)
+- ``regularizers``: L2, L2-SP and EWC penalties, online EWC, the per-sample diagonal Fisher (torch.func),
+  distillation to the base model (LwF)
 - ``representations``: per-layer weight and representation drift (linear CKA), restoring layers, attention stats
 - ``capstone`` (a package): a general LM becomes a clinical specialist; every mitigation compared
   over seeds (``bench``: the same comparison on the command line, ``forgetkit-bench``)
@@ -108,9 +109,12 @@ from .peft import (
 )
 from .pretrained import cache_dir, pretrained_lm
 from .regularizers import (
+    Distillation,
     OnlineEWC,
     batched_fisher_shortcut,
     check_ewc_stability,
+    distillation_loss,
+    distillation_penalty,
     ewc_penalty,
     ewc_stability_limit,
     fisher_diagonal,

@@ -54,6 +54,7 @@ from .languages import ALPHABET, CharTokenizer, language_tokens, lm_batch, lm_wi
 from .metrics import value_at_learning
 from .plots import plot_old_vs_new
 from .pretrained import _save_atomically, cache_dir
+from .regularizers import distillation_loss
 from .seeding import get_seed, make_generator
 from .training import eval_mode, model_device, progress_enabled
 
@@ -571,6 +572,7 @@ def kl_to_base(model: nn.Module, base: nn.Module, x: Tensor, temperature: float 
     ``lam * kl_to_base(model, base, x)`` to the fine-tuning loss to keep the model's predictions
     close to the frozen base model's (``frozen_copy``). Zero when the two models agree; gradients
     flow into ``model`` only. Softmaxes use ``temperature``; the result is scaled by T^2 as usual.
+    The arithmetic is ``forgetkit.regularizers.distillation_loss``, the course's own LwF penalty.
     """
     _check_model(model)
     _check_model(base)
@@ -579,10 +581,8 @@ def kl_to_base(model: nn.Module, base: nn.Module, x: Tensor, temperature: float 
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
     with torch.no_grad():
-        log_p_base = F.log_softmax(lm_logits(base, x).float() / temperature, dim=-1).flatten(0, 1)
-    log_p_model = F.log_softmax(lm_logits(model, x).float() / temperature, dim=-1).flatten(0, 1)
-    kl = F.kl_div(log_p_model, log_p_base, log_target=True, reduction="batchmean")
-    return kl * temperature**2
+        base_logits = lm_logits(base, x)
+    return distillation_loss(lm_logits(model, x), base_logits, temperature)
 
 
 def _plain_state_dict(model_or_sd: nn.Module | Mapping[str, Tensor]) -> Mapping[str, Tensor]:

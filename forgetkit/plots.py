@@ -29,6 +29,7 @@ METHOD_COLORS = {
     "adapter": "#17becf",
     "lora": "#9467bd",
     "replay": "#1f77b4",
+    "distill": "#637939",
     "a-gem": "#2ca02c",
     "pcgrad": "#393b79",
     "wise-ft": "#ff7f0e",

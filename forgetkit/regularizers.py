@@ -14,7 +14,13 @@ dict), optionally weighted per parameter by an *importance*::
 - ``OnlineEWC``: one running Fisher for a stream, F <- gamma * F + F_new, anchor = latest
   weights (Schwarz et al., 2018, "Progress & Compress").
 
-All are plain functions of the model; plug one into ``fk.train``/``fk.fit`` as the
+A different kind of penalty keeps the *outputs* instead of the weights near the start:
+``distillation_penalty`` (Learning without Forgetting, Li & Hoiem, 2017) pulls the model's
+softened predictions on the new task's own inputs towards a frozen base model's, the mitigation
+that needs no old data. It needs each step's inputs, so ``Distillation`` plugs into the
+``batch_penalty`` hook of ``fk.train``/``fk.fit``/``fk.fit_lm`` (``batch_penalty(model, X)``).
+
+The weight penalties are plain functions of the model; plug one into ``fk.train``/``fk.fit`` as the
 ``extra_loss`` hook, e.g. ``extra_loss=lambda m: ewc_penalty(m, fisher, anchor, lam)``
 (an ``OnlineEWC`` object is such a hook itself, and warns before a plain-SGD run that would
 cross the stability limit lr * lam * max F = 2: ``check_ewc_stability``).
@@ -30,9 +36,10 @@ next-character prediction.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -46,6 +53,7 @@ from .checks import (
     check_bool,
     check_callable,
     check_choice,
+    check_int,
     check_module,
     check_number,
     check_positive_int,
@@ -237,6 +245,108 @@ def check_ewc_stability(lr: float, lam: float, fisher: StateDict, momentum: floa
                       f"the penalty will oscillate and grow instead of pulling them back. Keep lambda below "
                       f"{safe_lam:.3g} at this lr (2 / (lr * max F)), or lower the lr.", RuntimeWarning, stacklevel=3)
     return number
+
+
+# ------------------------------------------------------------------------------------------
+# Distillation to the base model (Learning without Forgetting)
+# ------------------------------------------------------------------------------------------
+
+
+def _output_logits(output: object) -> Tensor:
+    """The logits of a forward pass: a tensor, the first item of a tuple (``TinyLM`` returns
+    (logits, loss)) or the ``.logits`` of a Hugging Face output."""
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    output = getattr(output, "logits", output)
+    if not isinstance(output, Tensor):
+        raise TypeError(f"the model's forward pass must return logits (a tensor, a tuple starting with "
+                        f"one, or an output with .logits), got {type(output).__name__}")
+    return output
+
+
+def distillation_loss(logits: Tensor, base_logits: Tensor, temperature: float = 2.0,
+                      classes: Sequence[int] | None = None) -> Tensor:
+    """T^2 * mean KL(softmax(base_logits / T) || softmax(logits / T)) over the rows of the logits.
+
+    ``logits`` and ``base_logits`` have the same shape (..., C): (N, C) for a classifier, (B, T, V)
+    for a language model (every position is a row). ``classes`` (optional) keeps only those output
+    units before the softmax, e.g. the old classes in class-incremental learning (LwF.MC, Rebuffi et
+    al., 2017). The T^2 factor keeps the gradient's scale independent of T (Hinton, Vinyals & Dean,
+    2015, "Distilling the knowledge in a neural network"). Computed in float32; the gradient flows
+    into ``logits`` only. Zero when the two agree.
+    """
+    check_tensor("logits", logits)
+    check_tensor("base_logits", base_logits)
+    temperature = check_number("temperature", temperature, low=0.0, low_open=True)
+    if logits.ndim < 2 or logits.shape != base_logits.shape or logits.numel() == 0:
+        raise ValueError(f"logits and base_logits must be non-empty (..., C) tensors of the same shape, "
+                         f"got {tuple(logits.shape)} and {tuple(base_logits.shape)}")
+    if classes is not None:
+        index = _check_classes(classes, logits.shape[-1]).to(logits.device)
+        logits, base_logits = logits.index_select(-1, index), base_logits.index_select(-1, index)
+    log_p = F.log_softmax(logits.float() / temperature, dim=-1).flatten(0, -2)
+    log_p_base = F.log_softmax(base_logits.detach().float() / temperature, dim=-1).flatten(0, -2)
+    kl = F.kl_div(log_p, log_p_base, log_target=True, reduction="batchmean")
+    return kl * temperature**2
+
+
+def _check_classes(classes: object, num_outputs: int | None = None) -> Tensor:
+    """``classes`` as an int64 index of at least two distinct output units (< ``num_outputs``)."""
+    if isinstance(classes, (str, bytes, Tensor)) or not isinstance(classes, Sequence | range):
+        raise TypeError(f"classes must be a list of output units (ints), got {type(classes).__name__}")
+    units = [check_int("classes[i]", c, low=0) for c in classes]
+    if len(units) < 2 or len(set(units)) != len(units):
+        raise ValueError(f"classes must list at least two distinct output units, got {list(classes)!r}")
+    if num_outputs is not None and max(units) >= num_outputs:
+        raise ValueError(f"classes must lie in [0, {num_outputs - 1}] (the model has {num_outputs} "
+                         f"outputs), got {units}")
+    return torch.tensor(units, dtype=torch.int64)
+
+
+def distillation_penalty(model: nn.Module, base: nn.Module, x: Tensor, lam: float, temperature: float = 2.0,
+                         classes: Sequence[int] | None = None) -> Tensor:
+    """lam * T^2 * KL(softmax(base(x) / T) || softmax(model(x) / T)): Learning without Forgetting.
+
+    Li & Hoiem (2017, "Learning without Forgetting") keep a model's old skill without its old data
+    by distilling a frozen copy of the model as it was (``base``) on the *new* task's inputs x
+    (N, ...): classifier logits (N, C) or language-model logits (B, T, V), averaged over rows
+    (``distillation_loss``; ``classes`` keeps only those outputs). ``base`` runs in eval mode
+    without gradients; only ``model`` gets gradients. Zero at the base model.
+    """
+    check_module(model)
+    check_module(base, "base")
+    check_tensor("x", x)
+    lam = check_number("lam", lam, low=0.0)
+    if base is model:
+        raise ValueError("base is the model itself: distil a frozen copy (fk.Distillation(model, lam) makes one)")
+    with eval_mode(base), torch.no_grad():
+        base_logits = _output_logits(base(x))
+    return lam * distillation_loss(_output_logits(model(x)), base_logits, temperature, classes)
+
+
+class Distillation:
+    """The ``batch_penalty`` hook of distillation to a frozen copy of ``base``, taken at creation.
+
+    Create it before fine-tuning, ``penalty = Distillation(model, lam)``, then ``fk.fit(model, X, y,
+    batch_penalty=penalty)``: every step adds ``distillation_penalty(model, base, X, lam,
+    temperature, classes)`` on that step's inputs X.
+    """
+
+    def __init__(self, base: nn.Module, lam: float, temperature: float = 2.0,
+                 classes: Sequence[int] | None = None):
+        check_module(base, "base")
+        self.lam = check_number("lam", lam, low=0.0)
+        self.temperature = check_number("temperature", temperature, low=0.0, low_open=True)
+        self.classes = None if classes is None else _check_classes(classes).tolist()
+        self.base = copy.deepcopy(base).eval().requires_grad_(False)
+
+    def __call__(self, model: nn.Module, x: Tensor) -> Tensor:
+        return distillation_penalty(model, self.base, x, self.lam, self.temperature, self.classes)
+
+    def __repr__(self) -> str:
+        classes = "" if self.classes is None else f", classes={self.classes}"
+        return (f"Distillation({type(self.base).__name__}, lam={self.lam:g}, "
+                f"temperature={self.temperature:g}{classes})")
 
 
 # ------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``train`` runs ``num_steps`` optimizer steps. Each step:
 
 1. draws a batch from ``next_batch()`` (and, for replay, appends ``extra_batch()``),
-2. computes ``loss_fn(model, X, y)`` plus ``extra_loss(model)`` (a penalty such as EWC),
+2. computes ``loss_fn(model, X, y)`` plus ``extra_loss(model)`` (a penalty such as EWC) plus
+   ``batch_penalty(model, X)`` (a penalty on the step's inputs, such as distillation to a base model),
 3. backpropagates, then lets ``grad_edit(model)`` rewrite the gradients (A-GEM, PCGrad),
 4. takes the optimizer step, calls ``on_step(step, model)`` and, every ``eval_every`` steps,
    records ``eval_fn(model)``.
@@ -94,6 +95,7 @@ def train(
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     extra_loss: Callable[[nn.Module], Tensor] | None = None,
+    batch_penalty: Callable[[nn.Module, Tensor], Tensor] | None = None,
     grad_edit: Callable[[nn.Module], None] | None = None,
     extra_batch: Callable[[], Batch] | None = None,
     on_step: Callable[[int, nn.Module], None] | None = None,
@@ -104,7 +106,9 @@ def train(
 ) -> History:
     """Train ``model`` in place for ``num_steps`` steps and return its ``History``.
 
-    Hooks: ``extra_loss(model)`` is added to the loss; ``grad_edit(model)`` may rewrite the
+    Hooks: ``extra_loss(model)`` is added to the loss, and so is ``batch_penalty(model, X)``, a
+    penalty that needs the step's inputs X (the rows ``loss_fn`` sees, replayed ones included), such
+    as ``fk.Distillation``; ``grad_edit(model)`` may rewrite the
     gradients before the step; ``extra_batch()`` returns (X, y) appended to every batch;
     ``on_step(step, model)`` runs after optimizer step ``step`` (1..num_steps), in training mode,
     for checkpoints, timers or logs; ``eval_fn(model)`` returns ``{name: value}`` and is recorded
@@ -119,7 +123,8 @@ def train(
     check_int("num_steps", num_steps, low=0)
     check_int("eval_every", eval_every, low=0)
     hooks = dict(next_batch=(next_batch, "() -> (X, y)"), loss_fn=(loss_fn, "(model, X, y) -> loss"),
-                 extra_loss=(extra_loss, "(model) -> Tensor"), grad_edit=(grad_edit, "(model) -> None"),
+                 extra_loss=(extra_loss, "(model) -> Tensor"),
+                 batch_penalty=(batch_penalty, "(model, X) -> Tensor"), grad_edit=(grad_edit, "(model) -> None"),
                  extra_batch=(extra_batch, "() -> (X, y)"), on_step=(on_step, "(step, model) -> None"),
                  eval_fn=(eval_fn, "(model) -> dict"))
     for name, (hook, signature) in hooks.items():
@@ -149,6 +154,8 @@ def train(
         loss = loss_fn(model, X, y)
         if extra_loss is not None:
             loss = loss + extra_loss(model)
+        if batch_penalty is not None:
+            loss = loss + batch_penalty(model, X)
         if not torch.isfinite(loss):
             bar.close()
             raise FloatingPointError(f"loss became {loss.item()} at step {step}: the run diverged (lower lr?)")

@@ -16,22 +16,24 @@ def test_help_runs_as_a_module():
     done = subprocess.run([sys.executable, "-m", "forgetkit.bench", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    for word in ("--seeds", "--methods", "--steps", "--out", "replay", "lora"):
+    for word in ("--seeds", "--methods", "--steps", "--out", "replay", "lora", "distill"):
         assert word in done.stdout
 
 
 def test_tiny_run_writes_both_files(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(scenario, "pretrained_lm", tiny_base)
     out = tmp_path / "bench-out"
-    code = bench.main(["--seeds", "2", "--methods", "naive,wise-ft,head-only", "--strengths", "wise-ft=0.5",
+    code = bench.main(["--seeds", "2", "--methods", "naive,wise-ft,head-only,distill", "--strengths", "wise-ft=0.5",
+                       "--strengths", "distill=1",
                        "--steps", "3", "--batch-size", "2", "--out", str(out), "--no-progress"])
     assert code == 0
     table = (out / "leaderboard.md").read_text()
     assert "| naive |" in table and "| wise-ft | alpha = 0.5 |" in table and "| head-only |" in table
+    assert "| distill | lambda = 1 |" in table
     assert "2 seed(s)" in table
     assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = Results.from_json((out / "results.json").read_text())
-    assert again.seeds == [0, 1] and len(again.rows) == 3 * 2 * 3 and again.to_markdown() == table.split("\n\n", 1)[1]
+    assert again.seeds == [0, 1] and len(again.rows) == 4 * 2 * 3 and again.to_markdown() == table.split("\n\n", 1)[1]
     assert "wrote" in capsys.readouterr().out
 
 
@@ -49,6 +51,7 @@ def test_tiny_run_writes_both_files(tmp_path, monkeypatch, capsys):
     (["--strengths", "ewc=10", "--methods", "lora"], "not among --methods"),
     (["--strengths", "replay"], "METHOD=V1,V2"),
     (["--strengths", "replay=1.0"], "replay strength"),
+    (["--strengths", "distill=-1", "--methods", "distill"], "distill strength"),
 ])
 def test_bad_input_is_a_clear_usage_error(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as info:

@@ -81,7 +81,8 @@ def test_settings_bad_types(kwargs, phrase):
 
 @pytest.mark.parametrize("name, strength", [("low-lr", 0.0), ("low-lr", 1.5), ("lora", 2.5), ("lora", 0),
                                             ("replay", 1.0), ("replay", -0.1), ("wise-ft", 1.2), ("freeze", 0),
-                                            ("ewc", -1.0), ("ewc", float("nan")), ("naive", 3.0)])
+                                            ("ewc", -1.0), ("ewc", float("nan")), ("naive", 3.0),
+                                            ("distill", -0.5)])
 def test_method_check_rejects(name, strength):
     with pytest.raises(ValueError, match=name):
         capstone.METHODS[name].check(strength)
@@ -244,6 +245,23 @@ def test_replay_mixes_windows_of_general_text_into_each_batch(scenario):
     assert methods.prepare_replay(model, scenario, 0.0, seed=0) == capstone.Prepared()
     with pytest.raises(ValueError, match="replay strength"):
         capstone.run_method(scenario, "replay", 1.0)
+
+
+def test_distill_pulls_the_predictions_on_the_domain_batches_to_the_base(scenario):
+    model = copy.deepcopy(scenario.base)
+    prepared = methods.prepare_distill(model, scenario, 2.0, seed=0)
+    assert isinstance(prepared.batch_penalty, fk.Distillation) and prepared.batch_penalty.lam == 2.0
+    x, _ = fk.lm_batch(scenario.domain_train, 4, model.block_size, fk.make_generator(0))
+    assert prepared.batch_penalty(model, x).item() == pytest.approx(0.0, abs=1e-6)  # zero at the base
+    # lambda 0 is plain fine-tuning, row for row; a large lambda keeps the model near the base
+    naive = capstone.run_method(scenario, "naive")
+    at_zero = capstone.run_method(scenario, "distill", 0.0)
+    for n, d in zip(naive, at_zero):
+        assert d["general_loss"] == pytest.approx(n["general_loss"], rel=1e-5)
+    strong, rows = capstone.finetune(scenario, "distill", 100.0)
+    plain, _ = capstone.finetune(scenario, "naive")
+    assert _drift(strong, scenario.base) < _drift(plain, scenario.base)
+    assert rows[-1]["forgetting"] < naive[-1]["forgetting"]
 
 
 def test_l2_sp_huge_lambda_keeps_weights(scenario):

@@ -27,7 +27,8 @@ representation_drift representations reservoir_sample restore_layers seed_everyt
 split_digits summarize task_gradient train unfreeze unmerge_lora weight_drift widgets wise_ft wise_ft_sweep
 checks claims data device languages metrics models plots pretrained regularizers seeding training __version__
 """.split()
-NEW = ["TinyLMConfig", "trainable_parameters", "lm_fisher", "check_ewc_stability", "plot_method_frontier"]
+NEW = ["TinyLMConfig", "trainable_parameters", "lm_fisher", "check_ewc_stability", "plot_method_frontier",
+       "Distillation", "distillation_loss", "distillation_penalty"]
 
 
 @pytest.mark.parametrize("name", EXPORTED + NEW)

@@ -506,3 +506,130 @@ def test_check_ewc_penalty_verdicts(capsys):
     for wrong in (no_half, as_float, all_params):
         assert fk.exercises.check_ewc_penalty(wrong) is R.ewc_penalty
         assert "WRONG" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------
+# Distillation to the base model (LwF)
+# ------------------------------------------------------------------------------------------
+
+
+def tiny_lm(seed: int = 0) -> fk.TinyLM:
+    torch.manual_seed(seed)
+    return fk.TinyLM(fk.TinyLMConfig(vocab_size=11, block_size=6, n_layer=1, n_head=2, n_embd=8))
+
+
+def test_distillation_loss_by_hand():
+    logits, base = torch.tensor([[0.0, 0.0]]), torch.tensor([[math.log(3.0), 0.0]])  # p = (1/2, 1/2), q = (3/4, 1/4)
+    kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert R.distillation_loss(logits, base, temperature=1.0).item() == pytest.approx(kl, rel=1e-6)
+    # temperature T divides the logits and multiplies by T^2
+    q2 = torch.softmax(base / 2.0, dim=-1)[0]
+    kl2 = float((q2 * (q2 / 0.5).log()).sum())
+    assert R.distillation_loss(logits, base, temperature=2.0).item() == pytest.approx(4.0 * kl2, rel=1e-6)
+    # rows are averaged, whatever the leading dimensions: (2, 1, 2) = two rows
+    two = R.distillation_loss(torch.zeros(2, 1, 2), torch.stack([base, torch.zeros(1, 2)]), temperature=1.0)
+    assert two.item() == pytest.approx(kl / 2, rel=1e-6)
+    # classes keep only those outputs: the third unit is ignored
+    wide, wide_base = torch.tensor([[0.0, 0.0, 5.0]]), torch.tensor([[math.log(3.0), 0.0, -5.0]])
+    assert R.distillation_loss(wide, wide_base, 1.0, classes=[0, 1]).item() == pytest.approx(kl, rel=1e-6)
+
+
+def test_distillation_penalty_is_zero_at_the_base_and_positive_after_a_step():
+    model = small_mlp()
+    penalty = fk.Distillation(model, lam=2.0)
+    x = torch.randn(16, 5)
+    assert penalty(model, x).item() == pytest.approx(0.0, abs=1e-7)
+    assert "lam=2" in repr(penalty) and "temperature=2" in repr(penalty)
+    fk.fit(model, x, torch.randint(0, 3, (16,)), num_steps=3, lr=0.5, seed=0, progress=False)
+    after = penalty(model, x)
+    assert after.item() > 0
+    # lam scales it linearly; the frozen copy did not move
+    assert R.distillation_penalty(model, penalty.base, x, 1.0).item() == pytest.approx(after.item() / 2, rel=1e-5)
+    assert all(not p.requires_grad for p in penalty.base.parameters()) and not penalty.base.training
+
+
+def test_distillation_gradient_flows_only_into_the_model():
+    model, base = small_mlp(0), small_mlp(1)
+    base.train()
+    x = torch.randn(8, 5)
+    R.distillation_penalty(model, base, x, 1.0).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert all(p.grad is None for p in base.parameters())
+    assert base.training  # its mode is restored after the eval-mode pass
+    # the gradient matches autograd through the plain formula
+    model.zero_grad()
+    logits = model(x)
+    with torch.no_grad():
+        q = torch.softmax(base(x) / 2.0, dim=-1)
+    by_hand = 4.0 * (q * (q.log() - torch.log_softmax(logits / 2.0, dim=-1))).sum(-1).mean()
+    grads = torch.autograd.grad(by_hand, list(model.parameters()))
+    model.zero_grad()
+    R.distillation_penalty(model, base, x, 1.0).backward()
+    for g, p in zip(grads, model.parameters()):
+        assert torch.allclose(g, p.grad, atol=1e-6)
+
+
+def test_distillation_on_a_language_model_and_the_batch_penalty_hook():
+    lm = tiny_lm()
+    penalty = fk.Distillation(lm, lam=1.0, temperature=1.0)
+    x = torch.randint(0, 11, (3, 6))
+    assert penalty(lm, x).item() == pytest.approx(0.0, abs=1e-7)  # logits (3, 6, 11): 18 rows
+    tokens = torch.randint(0, 11, (200,))
+    seen = []
+
+    def spy(model, X):
+        seen.append(X.shape)
+        return penalty(model, X)
+
+    history = fk.fit_lm(lm, tokens, num_steps=4, batch_size=5, lr=1e-2, seed=0, progress=False, batch_penalty=spy)
+    assert seen == [torch.Size([5, 6])] * 4 and len(history.losses) == 4
+    assert penalty(lm, x).item() > 0
+
+
+def test_distillation_keeps_the_model_closer_to_the_base():
+    torch.manual_seed(0)
+    X, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
+    drift = {}
+    for lam in (0.0, 5.0):
+        model = small_mlp()
+        penalty = fk.Distillation(model, lam)
+        fk.fit(model, X, y, num_steps=30, lr=0.3, seed=0, progress=False, batch_penalty=penalty)
+        drift[lam] = R.distillation_penalty(model, penalty.base, X, 1.0).item()
+    assert drift[5.0] < drift[0.0]
+
+
+class Words(nn.Module):
+    def forward(self, x):
+        return "not logits"
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m, b, x: R.distillation_penalty(m, b, x, -1.0), ValueError, "lam"),
+    (lambda m, b, x: R.distillation_penalty(m, b, x, "1"), TypeError, "lam"),
+    (lambda m, b, x: R.distillation_penalty(m, b, x, 1.0, temperature=0), ValueError, "temperature"),
+    (lambda m, b, x: R.distillation_penalty(m, b, x, 1.0, temperature=True), TypeError, "temperature"),
+    (lambda m, b, x: R.distillation_penalty(m, b, x.tolist(), 1.0), TypeError, "x"),
+    (lambda m, b, x: R.distillation_penalty("model", b, x, 1.0), TypeError, "model"),
+    (lambda m, b, x: R.distillation_penalty(m, None, x, 1.0), TypeError, "base"),
+    (lambda m, b, x: R.distillation_penalty(m, m, x, 1.0), ValueError, "frozen copy"),
+    (lambda m, b, x: R.distillation_penalty(m, b, x, 1.0, classes=[0]), ValueError, "two distinct"),
+    (lambda m, b, x: R.distillation_penalty(m, b, x, 1.0, classes=[0, 0]), ValueError, "two distinct"),
+    (lambda m, b, x: R.distillation_penalty(m, b, x, 1.0, classes=[0, 3]), ValueError, "3 outputs"),
+    (lambda m, b, x: R.distillation_penalty(m, b, x, 1.0, classes=[0, -1]), ValueError, "classes"),
+    (lambda m, b, x: R.distillation_penalty(m, b, x, 1.0, classes="01"), TypeError, "classes"),
+    (lambda m, b, x: R.distillation_penalty(m, nn.Linear(5, 4), x, 1.0), ValueError, "same shape"),
+    (lambda m, b, x: R.distillation_loss(torch.zeros(3), torch.zeros(3)), ValueError, "same shape"),
+    (lambda m, b, x: R.distillation_loss(torch.zeros(2, 3), [0.0]), TypeError, "base_logits"),
+    (lambda m, b, x: R.distillation_penalty(m, lambda x: "no logits", x, 1.0), TypeError, "base"),
+    (lambda m, b, x: R.distillation_penalty(m, Words(), x, 1.0), TypeError, "must return logits"),
+    (lambda m, b, x: fk.Distillation(m, -1.0), ValueError, "lam"),
+    (lambda m, b, x: fk.Distillation(m, 1.0, temperature=-2), ValueError, "temperature"),
+    (lambda m, b, x: fk.Distillation("model", 1.0), TypeError, "base"),
+    (lambda m, b, x: fk.Distillation(m, 1.0, classes=[1.5, 2]), TypeError, "classes"),
+    (lambda m, b, x: fk.fit(m, x, torch.zeros(4, dtype=torch.long), num_steps=1, batch_penalty=3), TypeError,
+     "batch_penalty"),
+])
+def test_distillation_bad_input(call, error, message):
+    model, base = small_mlp(0), small_mlp(1)
+    with pytest.raises(error, match=message):
+        call(model, base, torch.randn(4, 5))

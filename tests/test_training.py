@@ -114,6 +114,31 @@ def test_extra_batch_is_concatenated() -> None:
     assert Xb.shape == (9, 2) and torch.equal(Xb, torch.cat([X, X_extra])) and torch.equal(yb, torch.cat([y, y_extra]))
 
 
+def test_batch_penalty_sees_the_steps_inputs_and_adds_its_gradient() -> None:
+    X, y = blobs(6)
+    X_extra, y_extra = torch.full((3, 2), 7.0), torch.tensor([1, 0, 1])
+    seen = []
+
+    def penalty(model, Xb):
+        seen.append(Xb.clone())
+        return 0.5 * model(Xb).pow(2).sum()
+
+    a, b = linear(), linear()
+    history = train(a, fixed_batch(X, y), classification_loss, num_steps=1, lr=0.1, batch_penalty=penalty,
+                    extra_batch=lambda: (X_extra, y_extra), progress=False)
+    assert len(seen) == 1 and torch.equal(seen[0], torch.cat([X, X_extra]))  # the rows the loss sees
+    both = torch.cat([X, X_extra])
+    by_hand = classification_loss(b, both, torch.cat([y, y_extra])) + 0.5 * b(both).pow(2).sum()
+    assert history.losses[0] == pytest.approx(by_hand.item(), rel=1e-6)
+    by_hand.backward()
+    with torch.no_grad():
+        for p in b.parameters():
+            p -= 0.1 * p.grad
+    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(TypeError, match=r"batch_penalty must be a function \(model, X\)"):
+        train(linear(), fixed_batch(X, y), classification_loss, num_steps=1, lr=0.1, batch_penalty=1.0)
+
+
 def test_eval_fn_runs_at_steps_0_k_2k_in_eval_mode() -> None:
     X, y = blobs(16)
     model = nn.Sequential(nn.Linear(2, 4), nn.Dropout(0.5), nn.Linear(4, 2))

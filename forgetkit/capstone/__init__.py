@@ -22,6 +22,7 @@ head-only       (none)                                 train only the final Laye
 adapter         bottleneck width (4x the lr)           Houlsby et al., 2019 (06)
 lora            rank (4x the lr)                       Hu et al., 2021 (06)
 replay          share of general text in each batch    rehearsal (07)
+distill         lambda of the KL to the base model     LwF (Li & Hoiem, 2017): no old data (07)
 wise-ft         weight alpha of the fine-tuned model   WiSE-FT (Wortsman et al., 2022) (08)
 ==============  =====================================  ========================================
 

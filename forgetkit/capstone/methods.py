@@ -3,7 +3,7 @@
 Every method is a ``Method`` in ``METHODS``: a name, one *strength* knob (with its default sweep and
 a ``check`` of the values it accepts) and a ``prepare`` function. ``prepare(model, scenario,
 strength, seed)`` changes the copy in place (freezing, adapters, LoRA) and returns a ``Prepared``:
-what the run adds to ``fit_lm`` (a learning rate, a penalty, a replay batch).
+what the run adds to ``fit_lm`` (a learning rate, a penalty, a penalty on each batch, a replay batch).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..checks import check_number
 from ..languages import lm_windows
 from ..models import TinyLM
 from ..peft import add_adapters, apply_lora, freeze
-from ..regularizers import ewc_penalty, l2_sp_penalty, lm_fisher, snapshot
+from ..regularizers import Distillation, ewc_penalty, l2_sp_penalty, lm_fisher, snapshot
 from ..replay import ReservoirBuffer, replay_mixer
 from ..representations import group_of, layer_groups
 from .scenario import Scenario
@@ -30,13 +30,14 @@ from .scenario import Scenario
 class Prepared:
     """What a method adds to its fine-tuning run, besides the changes it made to the model.
 
-    ``lr``: the learning rate (None: the settings' own); ``extra_loss``, ``extra_batch``: the hooks of
-    ``fk.train``; ``setup_seconds``: work done once per scenario and reused (the EWC Fisher), charged
+    ``lr``: the learning rate (None: the settings' own); ``extra_loss``, ``batch_penalty``,
+    ``extra_batch``: the hooks of ``fk.train``; ``setup_seconds``: work done once per scenario and reused (the EWC Fisher), charged
     to every run that reuses it so that the seconds of every run count its full cost.
     """
 
     lr: float | None = None
     extra_loss: Callable[[nn.Module], Tensor] | None = None
+    batch_penalty: Callable[[nn.Module, Tensor], Tensor] | None = None
     extra_batch: Callable[[], tuple[Tensor, Tensor]] | None = None
     setup_seconds: float = 0.0
 
@@ -129,6 +130,16 @@ def prepare_replay(model: TinyLM, scenario: Scenario, strength: float, seed: int
     return Prepared(extra_batch=extra_batch)
 
 
+DISTILL_TEMPERATURE = 1.0  # softmax temperature of the distillation to the base model
+
+
+def prepare_distill(model: TinyLM, scenario: Scenario, strength: float, seed: int) -> Prepared:
+    """Penalty strength * KL(base || model) of the next-character predictions on every clinical
+    batch: distillation to the frozen base model, Learning without Forgetting (Li & Hoiem, 2017).
+    Needs no general text; costs one extra forward pass of the base model per step."""
+    return Prepared(batch_penalty=Distillation(scenario.base, strength, DISTILL_TEMPERATURE))
+
+
 def strength_range(method: str, knob: str, low: float = 0.0, high: float | None = None, *,
                    low_open: bool = False, high_open: bool = False, whole: bool = False) -> Callable[[object], float]:
     """A ``Method.check``: the strength as a float if it lies in the range (a whole number if
@@ -182,6 +193,8 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            prepare_lora, strength_range("lora", "rank", low=1.0, whole=True)),
     Method("replay", "general share", (0.5, 0.75), 0.75, "mix general text into every batch", "07_rehearsal",
            prepare_replay, strength_range("replay", "general share", high=1.0, high_open=True)),
+    Method("distill", "lambda", (1.0, 3.0), 3.0, "distil the base model's predictions on the new text",
+           "07_rehearsal", prepare_distill, strength_range("distill", "lambda")),
     Method("wise-ft", "alpha", (0.3, 0.5), 0.5, "average base and fine-tuned weights", "08_training_regime",
            None, strength_range("wise-ft", "alpha", high=1.0)),
 ]}

@@ -63,6 +63,7 @@ def _train(scenario: Scenario, method: Method, strength: float, seed: int, keep_
 
     fit_lm(model, scenario.domain_train, num_steps=settings.steps, lr=settings.lr if prepared.lr is None else prepared.lr,
            batch_size=settings.batch_size, seed=seed, progress=False, extra_loss=prepared.extra_loss,
+           batch_penalty=prepared.batch_penalty,
            extra_batch=prepared.extra_batch, on_step=checkpoint)
     return model, rows, states
 
