@@ -57,8 +57,10 @@ def _number(name: str, value: object) -> float:
     return float(value)
 
 
-def claim(statement: str, value: float, op: str, bound: float) -> float:
-    """Check that ``value op bound`` holds, print it with its margin, and return the margin.
+def claim(statement: str, value: float, op: str, bound: float) -> None:
+    """Check that ``value op bound`` holds and print it with its margin (``claim_margin``).
+
+    Returns nothing, so a notebook cell that ends with a claim shows only the printed line.
 
     ``statement`` says the effect in words, without numbers (it names the claim in the seed
     sweep's table). ``op`` is one of ``>``, ``>=``, ``<``, ``<=``. Raises AssertionError when
@@ -77,7 +79,6 @@ def claim(statement: str, value: float, op: str, bound: float) -> float:
           f"margin {margin:+.4g}")
     if not passed and mode == "assert":
         raise AssertionError(f"{statement}: expected {value:.4g} {op} {bound:.4g}")
-    return margin
 
 
 def parse_claim_line(line: str) -> dict | None:
