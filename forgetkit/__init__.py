@@ -146,7 +146,7 @@ __version__ = "0.1.0"
 LAZY_MODULES = ("capstone", "hf", "plots", "widgets")
 LAZY_NAMES = {name: "plots" for name in (
     "NEW_COLOR", "OLD_COLOR", "plot_accuracy_matrix", "plot_attention", "plot_frontier", "plot_loss_plane",
-    "plot_method_frontier", "plot_old_vs_new", "plot_per_layer", "plot_sweep_frontier")}
+    "plot_method_frontier", "plot_old_vs_new", "plot_per_layer", "plot_scenarios", "plot_sweep_frontier")}
 
 
 def __getattr__(name: str):

@@ -335,3 +335,90 @@ def plot_method_frontier(results, ax: Axes | None = None, steps: int | None = No
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return ax
+
+
+# The three continual-learning scenarios of van de Ven, Tuytelaars & Tolias (2022, "Three types of
+# incremental learning", Nature Machine Intelligence), drawn on the course's digits.
+SCENARIOS: dict[str, dict[str, object]] = {
+    "task-incremental": {
+        "tasks": ("digits 0-4", "digits 5-9"),
+        "heads": ("head 1: 0-4", "head 2: 5-9"),
+        "hint": "a task id picks the head",
+        "test": "which of these 5 digits?\n(the model is told the task)",
+    },
+    "domain-incremental": {
+        "tasks": ("digits", "same digits,\npixels shuffled"),
+        "heads": ("one head: 0-9",),
+        "hint": "same labels, new inputs",
+        "test": "which digit?\n(no task id, none needed)",
+    },
+    "class-incremental": {
+        "tasks": ("digits 0-4", "digits 5-9"),
+        "heads": ("one head: 0-9",),
+        "hint": "new classes join one head",
+        "test": "which of all 10 digits?\n(no task id)",
+    },
+}
+
+
+def _box(ax: Axes, x: float, y: float, w: float, h: float, text: str, color: str, fontsize: float = 9) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.01", facecolor=color, edgecolor="#444444",
+                                alpha=0.35, lw=1, transform=ax.transAxes))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize, transform=ax.transAxes)
+
+
+def plot_scenarios(lessons: Mapping[str, str] | None = None, highlight: str | None = None,
+                   axes: Sequence[Axes] | None = None) -> list[Axes]:
+    """Three panels, one per learning scenario (van de Ven et al., 2022): what task 1 and task 2
+    hold, which output head(s) the model has, and what it is asked at test time.
+
+    ``lessons`` maps a scenario name (a key of ``SCENARIOS``) to a line written under its panel,
+    e.g. which lessons use it; ``highlight`` frames one scenario in black; ``axes`` are three Axes
+    to draw into (default: a new 1 x 3 figure). Returns the three Axes.
+    """
+    names = list(SCENARIOS)
+    lessons = {} if lessons is None else lessons
+    if not isinstance(lessons, Mapping) or not all(isinstance(v, str) for v in lessons.values()):
+        raise TypeError("lessons must map scenario names to strings")
+    unknown = sorted(set(lessons) - set(names))
+    if unknown:
+        raise ValueError(f"lessons names unknown scenarios {unknown}; the scenarios are {names}")
+    if highlight is not None and highlight not in SCENARIOS:
+        raise ValueError(f"highlight must be one of {names} or None, got {highlight!r}")
+    if axes is None:
+        axes = list(plt.subplots(1, 3, figsize=(13, 4.6))[1])
+    axes = list(axes)
+    if len(axes) != 3 or not all(isinstance(ax, Axes) for ax in axes):
+        raise ValueError(f"axes must be three matplotlib Axes, got {len(axes)} items")
+    for ax, name in zip(axes, names):
+        spec = SCENARIOS[name]
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        for spine in ax.spines.values():
+            spine.set_color("black" if name == highlight else "#bbbbbb")
+            spine.set_linewidth(2.5 if name == highlight else 1)
+        ax.set_title(name, fontsize=12, fontweight="bold" if name == highlight else "normal")
+        first, second = spec["tasks"]
+        ax.text(0.26, 0.93, "task 1", ha="center", fontsize=8, color="#555555", transform=ax.transAxes)
+        ax.text(0.74, 0.93, "task 2", ha="center", fontsize=8, color="#555555", transform=ax.transAxes)
+        _box(ax, 0.05, 0.74, 0.42, 0.17, first, OLD_COLOR)
+        _box(ax, 0.53, 0.74, 0.42, 0.17, second, NEW_COLOR)
+        ax.text(0.5, 0.69, spec["hint"], ha="center", va="center", fontsize=8.5, style="italic",
+                transform=ax.transAxes)
+        _box(ax, 0.1, 0.5, 0.8, 0.12, "shared body (all weights)", "#aaaaaa")
+        heads = spec["heads"]
+        if len(heads) == 1:
+            _box(ax, 0.25, 0.33, 0.5, 0.11, heads[0], "#2ca02c")
+        else:
+            _box(ax, 0.05, 0.33, 0.42, 0.11, heads[0], OLD_COLOR)
+            _box(ax, 0.53, 0.33, 0.42, 0.11, heads[1], NEW_COLOR)
+        ax.text(0.5, 0.2, "test: " + str(spec["test"]), ha="center", va="center", fontsize=8.5,
+                transform=ax.transAxes)
+        if name in lessons:
+            ax.text(0.5, 0.05, lessons[name], ha="center", va="center", fontsize=8.5, fontweight="bold",
+                    transform=ax.transAxes)
+    return axes

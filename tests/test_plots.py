@@ -69,3 +69,27 @@ def test_plot_frontier() -> None:
     assert plots.plot_frontier([0.5], [0.9], ax=ax, connect=False) is ax
     with pytest.raises(ValueError, match="equal lengths"):
         plots.plot_frontier([0.5, 0.8], [0.9])
+
+
+def test_plot_scenarios() -> None:
+    axes = plots.plot_scenarios({"class-incremental": "lesson 07"}, highlight="domain-incremental")
+    assert len(axes) == 3 and all(isinstance(ax, Axes) for ax in axes)
+    assert [ax.get_title() for ax in axes] == list(plots.SCENARIOS)
+    texts = [t.get_text() for t in axes[2].texts]
+    assert "lesson 07" in texts and "one head: 0-9" in texts
+    assert "head 2: 5-9" in [t.get_text() for t in axes[0].texts]  # task-incremental: a head per task
+    assert axes[1].spines["left"].get_linewidth() > axes[0].spines["left"].get_linewidth()
+    _, given = plt.subplots(1, 3)
+    assert plots.plot_scenarios(axes=given) == list(given)
+
+
+def test_plot_scenarios_bad_input() -> None:
+    with pytest.raises(ValueError, match="unknown scenarios"):
+        plots.plot_scenarios({"online": "lesson 99"})
+    with pytest.raises(TypeError, match="map scenario names to strings"):
+        plots.plot_scenarios({"task-incremental": 6})
+    with pytest.raises(ValueError, match="highlight"):
+        plots.plot_scenarios(highlight="task incremental")
+    _, two = plt.subplots(1, 2)
+    with pytest.raises(ValueError, match="three matplotlib Axes"):
+        plots.plot_scenarios(axes=two)
