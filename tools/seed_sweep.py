@@ -58,6 +58,9 @@ README = ROOT / "benchmarks" / "README.md"
 README_BEGIN, README_END = "<!-- seed-sweep:begin -->", "<!-- seed-sweep:end -->"
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_S = 300
+# Kernels start one at a time: with --jobs 2, two jupyter clients starting kernels at the same
+# moment from two threads sometimes stalled for minutes before either ran a cell.
+KERNEL_START = threading.Lock()
 # Environment that restricts PyTorch (ATen), MKL and oneDNN to one instruction set.
 ISA_ENV = {
     "native": {},
@@ -109,7 +112,11 @@ def run_notebook(path: Path, seed: int, threads: int, cache_root: Path, timeout:
     start = time.perf_counter()
     fatal = ""
     try:
-        client.execute(env=env)
+        with KERNEL_START:
+            client.km = client.create_kernel_manager()
+            client.start_new_kernel(env=env)
+            client.start_new_kernel_client()
+        client.execute()  # runs every cell in the kernel started above, then shuts it down
     except Exception as error:  # a dead kernel or a timeout: record it, keep what ran
         fatal = f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
     seconds = time.perf_counter() - start
