@@ -578,8 +578,7 @@ def kl_to_base(model: nn.Module, base: nn.Module, x: Tensor, temperature: float 
     _check_model(base)
     if not isinstance(x, Tensor) or x.ndim != 2 or x.dtype != torch.int64:
         raise TypeError("x must be a (B, T) int64 tensor of token ids")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    temperature = check_number("temperature", temperature, low=0.0, low_open=True)
     with torch.no_grad():
         base_logits = lm_logits(base, x)
     return distillation_loss(lm_logits(model, x), base_logits, temperature)

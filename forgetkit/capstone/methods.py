@@ -136,7 +136,8 @@ DISTILL_TEMPERATURE = 1.0  # softmax temperature of the distillation to the base
 def prepare_distill(model: TinyLM, scenario: Scenario, strength: float, seed: int) -> Prepared:
     """Penalty strength * KL(base || model) of the next-character predictions on every clinical
     batch: distillation to the frozen base model, Learning without Forgetting (Li & Hoiem, 2017).
-    Needs no general text; costs one extra forward pass of the base model per step."""
+    Needs no general text; costs a forward pass of the base model and one more of the model per
+    step (the hook sees the batch, not the loss's logits)."""
     return Prepared(batch_penalty=Distillation(scenario.base, strength, DISTILL_TEMPERATURE))
 
 
